@@ -1,0 +1,47 @@
+"""Shared test fixtures: where ../shared lives (LIGHTPOSE_SHARED overrides), skipping when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+torch.set_num_threads(1)
+
+
+def shared_root() -> Path:
+    return Path(os.environ.get("LIGHTPOSE_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent (set LIGHTPOSE_SHARED to the shared data folder to run this test)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """../shared/reference/golden: outputs of the published implementation."""
+    return _require(shared_root() / "reference" / "golden")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """../shared/reference: the published checkpoint's key lists."""
+    return _require(shared_root() / "reference")
+
+
+@pytest.fixture(scope="session")
+def people_dir() -> Path:
+    """../shared/data/people: real photos with machine-made COCO keypoint labels."""
+    return _require(shared_root() / "data" / "people")
+
+
+@pytest.fixture(scope="session")
+def mobilenet_weights() -> Path:
+    """../shared/data/mobilenet_v1_imagenet.pth.tar: ImageNet MobileNet v1 in --from-mobilenet format."""
+    return _require(shared_root() / "data" / "mobilenet_v1_imagenet.pth.tar")
