@@ -1,0 +1,1 @@
+"""Command-line interfaces: `lightpose` (subcommands) and `lightpose-demo`."""
