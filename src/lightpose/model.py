@@ -27,9 +27,7 @@ def _conv(
     relu: bool = True,
     bias: bool = True,
 ) -> nn.Sequential:
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=bias)
-    ]
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=bias)]
     if bn:
         layers.append(nn.BatchNorm2d(out_channels))
     if relu:
@@ -186,7 +184,7 @@ def extract_state_dict(checkpoint: Any, source: str = "checkpoint") -> dict[str,
         raise CheckpointError(
             f"{source} is not a state dict: expected a mapping of tensors or a dict with 'state_dict'"
         )
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in checkpoint.items()}
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in checkpoint.items()}
 
 
 def load_reference_state(model: nn.Module, checkpoint: Any, source: str = "checkpoint") -> list[str]:
@@ -208,7 +206,9 @@ def load_reference_state(model: nn.Module, checkpoint: Any, source: str = "check
     if missing or wrong_shape:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} missing key(s): {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+            parts.append(
+                f"{len(missing)} missing key(s): {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else "")
+            )
         if wrong_shape:
             parts.append(f"{len(wrong_shape)} key(s) of the wrong shape: {', '.join(wrong_shape[:10])}")
         raise CheckpointError(f"{source} does not fit LightweightOpenPose: " + "; ".join(parts))

@@ -7,7 +7,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lightpose.skeleton import INTERNAL_TO_COCO, KEYPOINT_INDEX, KEYPOINT_NAMES, NUM_COCO_KEYPOINTS, NUM_KEYPOINTS, OKS_VARS
+from lightpose.skeleton import (
+    INTERNAL_TO_COCO,
+    KEYPOINT_INDEX,
+    KEYPOINT_NAMES,
+    NUM_COCO_KEYPOINTS,
+    NUM_KEYPOINTS,
+    OKS_VARS,
+)
 
 
 class Keypoint(NamedTuple):

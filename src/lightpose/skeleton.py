@@ -58,19 +58,20 @@ def flip_permutation() -> np.ndarray:
 # COCO-17 mapping. INTERNAL_TO_COCO[i] = COCO index of internal keypoint i (-1: the neck, not in COCO).
 INTERNAL_TO_COCO: tuple[int, ...] = (0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
 # COCO_TO_INTERNAL[c] = internal index of COCO keypoint c.
-COCO_TO_INTERNAL: tuple[int, ...] = tuple(
-    INTERNAL_TO_COCO.index(c) for c in range(17)
-)
+COCO_TO_INTERNAL: tuple[int, ...] = tuple(INTERNAL_TO_COCO.index(c) for c in range(17))
 NUM_COCO_KEYPOINTS = 17
 NECK = KEYPOINT_INDEX["neck"]
 R_SHOULDER = KEYPOINT_INDEX["r_sho"]
 L_SHOULDER = KEYPOINT_INDEX["l_sho"]
 
 # COCO OKS sigmas re-ordered to the internal layout (the neck uses the shoulders' .79).
-OKS_SIGMAS = np.array(
-    [0.26, 0.79, 0.79, 0.72, 0.62, 0.79, 0.72, 0.62, 1.07, 0.87, 0.89, 1.07, 0.87, 0.89, 0.25, 0.25, 0.35, 0.35],
-    dtype=np.float32,
-) / 10.0
+OKS_SIGMAS = (
+    np.array(
+        [0.26, 0.79, 0.79, 0.72, 0.62, 0.79, 0.72, 0.62, 1.07, 0.87, 0.89, 1.07, 0.87, 0.89, 0.25, 0.25, 0.35, 0.35],
+        dtype=np.float32,
+    )
+    / 10.0
+)
 OKS_VARS = (2.0 * OKS_SIGMAS) ** 2
 
 # Drawing colours (BGR), as the reference demo draws.

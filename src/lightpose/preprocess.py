@@ -1,0 +1,110 @@
+"""Image -> network input (resize, normalise, pad), and network-input pixels -> image pixels."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from lightpose.model import STRIDE
+
+PIXEL_MEAN = np.float32(128.0)
+PIXEL_SCALE = np.float32(1.0 / 256.0)
+
+
+@dataclass(frozen=True)
+class InputTransform:
+    """How an image became a network input: `input = pad(resize(image, scale))`.
+
+    scale: resize factor; pad: (top, left, bottom, right) in input pixels; image_size: (h, w) of the original
+    image; input_size: (H, W) of the network input.
+    """
+
+    scale: float
+    pad: tuple[int, int, int, int]
+    image_size: tuple[int, int]
+    input_size: tuple[int, int]
+
+    def to_image(self, xy: np.ndarray) -> np.ndarray:
+        """Map (..., 2) x, y in network-input pixels to original-image pixels (float64)."""
+        xy = np.asarray(xy, dtype=np.float64)
+        offset = np.array([self.pad[1], self.pad[0]], dtype=np.float64)
+        return (xy - offset) / self.scale
+
+
+def check_image(image: object) -> np.ndarray:
+    """Validate a BGR uint8 (H, W, 3) image and return it as an ndarray, else raise ValueError/TypeError."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a BGR uint8 image as a numpy array of shape (H, W, 3), got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image (0-255 BGR), got dtype {image.dtype}; convert with .astype(np.uint8)")
+    if image.ndim != 3 or image.shape[2] != 3:
+        hint = " (grey image: use cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))" if image.ndim == 2 else ""
+        hint = (
+            " (BGRA image: use cv2.cvtColor(img, cv2.COLOR_BGRA2BGR))"
+            if image.ndim == 3 and image.shape[2] == 4
+            else hint
+        )
+        raise ValueError(f"expected an image of shape (H, W, 3) in BGR order, got shape {image.shape}{hint}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"the image is empty: shape {image.shape}")
+    return image
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """(pixel - 128) / 256 as float32, channel order unchanged."""
+    return (image.astype(np.float32) - PIXEL_MEAN) * PIXEL_SCALE
+
+
+def pad_to_stride(
+    image: np.ndarray, min_height: int, min_width: int, stride: int = STRIDE, pad_value: float = 0.0
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Centre-pad an (h, w, C) image as the reference's `pad_width` does; returns (padded, (top, left, bottom, right)).
+
+    Target height = ceil(min_height / stride) * stride (an image taller than min_height is not padded vertically),
+    target width = ceil(max(min_width, w) / stride) * stride.
+    """
+    h, w = image.shape[:2]
+    h = min(min_height, h)
+    target_h = math.ceil(min_height / stride) * stride
+    target_w = math.ceil(max(min_width, w) / stride) * stride
+    top = (target_h - h) // 2
+    left = (target_w - w) // 2
+    bottom = target_h - h - top
+    right = target_w - w - left
+    value = (pad_value,) * (image.shape[2] if image.ndim == 3 else 1)
+    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=value)
+    return padded, (top, left, bottom, right)
+
+
+def prepare_input(
+    image: np.ndarray,
+    height: int = 256,
+    *,
+    interpolation: int = cv2.INTER_LINEAR,
+    scale: float | None = None,
+    normalize_first: bool = False,
+    stride: int = STRIDE,
+) -> tuple[np.ndarray, InputTransform]:
+    """Resize, normalise and pad a BGR uint8 (h, w, 3) image for the network.
+
+    Default = the reference demo: scale = height / h, resize the uint8 image (INTER_LINEAR), normalise, pad to
+    a multiple of `stride` with width >= height. The reference val.py instead normalises first and resizes the
+    float image with INTER_CUBIC (`normalize_first=True, interpolation=cv2.INTER_CUBIC`, `scale` = s * 368 / h
+    for multi-scale). Returns the (3, H, W) float32 input and its InputTransform.
+    """
+    image = check_image(image)
+    if height < stride:
+        raise ValueError(f"height must be >= {stride}, got {height}")
+    h, w = image.shape[:2]
+    if scale is None:
+        scale = height / h
+    if normalize_first:
+        resized = cv2.resize(normalize(image), (0, 0), fx=scale, fy=scale, interpolation=interpolation)
+    else:
+        resized = normalize(cv2.resize(image, (0, 0), fx=scale, fy=scale, interpolation=interpolation))
+    padded, pad = pad_to_stride(resized, height, max(resized.shape[1], height), stride)
+    transform = InputTransform(float(scale), pad, (h, w), (padded.shape[0], padded.shape[1]))
+    return np.ascontiguousarray(padded.transpose(2, 0, 1)), transform
