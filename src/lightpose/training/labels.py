@@ -1,0 +1,229 @@
+"""COCO keypoint annotations -> prepared training labels (one sample per main person), and val subsets.
+
+A prepared sample is a JSON-compatible dict with the reference's fields: ``img_paths`` (file name),
+``img_width``, ``img_height``, ``objpos`` ([x, y] bbox centre, image pixels), ``image_id``, ``bbox``
+([x, y, w, h]), ``segment_area``, ``scale_provided`` (bbox height / net input size), ``num_keypoints``,
+``segmentations`` (the image's crowd segmentations, COCO polygon or RLE), ``keypoints`` (17 COCO keypoints
+as [x, y, v] with v = 0 occluded, 1 visible, 2 unlabelled) and ``processed_other_annotations`` (every other
+non-crowd person of the image: objpos, bbox, segment_area, scale_provided, num_keypoints, keypoints).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lightpose.skeleton import NUM_COCO_KEYPOINTS
+
+MIN_MAIN_KEYPOINTS = 5
+MIN_MAIN_AREA = 32 * 32
+MIN_CENTRE_DISTANCE = 0.3  # x bbox width of an already accepted person of the same image
+# COCO visibility (0 unlabelled, 1 occluded, 2 visible) -> prepared (2 unlabelled, 0 occluded, 1 visible).
+_VISIBILITY_REMAP = {0: 2, 1: 0, 2: 1}
+SAMPLE_KEYS = (
+    "img_paths", "img_width", "img_height", "objpos", "image_id", "bbox", "segment_area",
+    "scale_provided", "num_keypoints", "segmentations", "keypoints", "processed_other_annotations",
+)  # fmt: skip
+OTHER_PERSON_KEYS = ("objpos", "bbox", "segment_area", "scale_provided", "num_keypoints", "keypoints")
+
+
+def _read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (give a COCO person_keypoints JSON file)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a JSON file ({error})") from error
+
+
+def _remap_keypoints(flat: Sequence[float]) -> list[list[float]]:
+    """Flat COCO [x1, y1, v1, ...] -> [[x, y, v'], ...] with the training visibility codes."""
+    triples = [flat[i : i + 3] for i in range(0, len(flat) - 2, 3)]
+    return [[x, y, _VISIBILITY_REMAP.get(int(v), 2)] for x, y, v in triples]
+
+
+def _centre(bbox: Sequence[float]) -> list[float]:
+    return [bbox[0] + bbox[2] / 2, bbox[1] + bbox[3] / 2]
+
+
+def _person_fields(annotation: dict, net_input_size: int) -> dict:
+    bbox = annotation["bbox"]
+    return {
+        "objpos": _centre(bbox),
+        "bbox": bbox,
+        "segment_area": annotation["area"],
+        "scale_provided": bbox[3] / net_input_size,
+        "num_keypoints": annotation["num_keypoints"],
+    }
+
+
+_PERSON_FIELDS = frozenset({"image_id", "iscrowd", "num_keypoints", "keypoints", "bbox", "area"})
+
+
+def _check_coco(data: Any, source: str, annotation_fields: frozenset[str] = _PERSON_FIELDS) -> None:
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise ValueError(f"{source}: not a COCO annotation file (needs an 'images' list)")
+    if not isinstance(data.get("annotations"), list):
+        raise ValueError(f"{source}: not a COCO annotation file (needs an 'annotations' list)")
+    for i, image in enumerate(data["images"]):
+        if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= set(image):
+            raise ValueError(f"{source}: images[{i}] must be an object with id, file_name, width and height")
+    for i, annotation in enumerate(data["annotations"]):
+        if not isinstance(annotation, dict) or not annotation_fields <= set(annotation):
+            raise ValueError(
+                f"{source}: annotations[{i}] must be an object with {sorted(annotation_fields)} "
+                "(is this a COCO person_keypoints file?)"
+            )
+
+
+def prepare_labels_from_coco(data: dict, *, net_input_size: int = 368, source: str = "annotations") -> list[dict]:
+    """Prepared samples (see module docstring) from a loaded COCO keypoints dict, in the reference's order."""
+    _check_coco(data, source)
+    images = {image["id"]: image for image in data["images"]}
+    persons: dict[Any, list[dict]] = {}
+    for annotation in data["annotations"]:
+        if annotation["num_keypoints"] != 0 and not annotation["iscrowd"]:
+            persons.setdefault(annotation["image_id"], []).append(annotation)
+    crowds: dict[Any, list] = {}
+    for annotation in data["annotations"]:
+        if annotation["iscrowd"]:
+            crowds.setdefault(annotation["image_id"], []).append(annotation["segmentation"])
+
+    samples = []
+    for image_id, image_persons in persons.items():
+        if image_id not in images:
+            raise ValueError(f"{source}: an annotation refers to image_id {image_id!r}, which is not in 'images'")
+        image = images[image_id]
+        accepted: list[tuple[float, float, float]] = []  # (centre x, centre y, bbox width)
+        for annotation in image_persons:
+            if annotation["num_keypoints"] < MIN_MAIN_KEYPOINTS or annotation["area"] < MIN_MAIN_AREA:
+                continue
+            centre = _centre(annotation["bbox"])
+            if any(
+                ((centre[0] - x) ** 2 + (centre[1] - y) ** 2) ** 0.5 < width * MIN_CENTRE_DISTANCE
+                for x, y, width in accepted
+            ):
+                continue
+            sample = {
+                "img_paths": image["file_name"],
+                "img_width": image["width"],
+                "img_height": image["height"],
+                "image_id": image_id,
+                **_person_fields(annotation, net_input_size),
+                "segmentations": crowds.get(image_id, []),
+                "keypoints": _remap_keypoints(annotation["keypoints"]),
+                "processed_other_annotations": [
+                    {**_person_fields(other, net_input_size), "keypoints": _remap_keypoints(other["keypoints"])}
+                    for other in image_persons
+                    if other != annotation
+                ],
+            }
+            samples.append({key: sample[key] for key in SAMPLE_KEYS})
+            accepted.append((centre[0], centre[1], annotation["bbox"][2]))
+    return samples
+
+
+def prepare_coco_labels(annotations_path: str | Path, *, net_input_size: int = 368) -> list[dict]:
+    """Read a COCO person_keypoints JSON file and prepare one training sample per main person."""
+    if net_input_size <= 0:
+        raise ValueError(f"net_input_size must be positive, got {net_input_size}")
+    data = _read_json(annotations_path)
+    return prepare_labels_from_coco(data, net_input_size=net_input_size, source=str(annotations_path))
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> None:
+    """Write ``obj`` as JSON to a temp file beside ``path``, then move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_prepared_labels(samples: list[dict], path: str | Path) -> None:
+    """Save prepared samples as JSON (atomically)."""
+    validate_prepared_labels(samples, "samples to save")
+    write_json_atomic(samples, path)
+
+
+def _check_keypoints(keypoints: Any, where: str) -> None:
+    if (
+        not isinstance(keypoints, list)
+        or len(keypoints) != NUM_COCO_KEYPOINTS
+        or not all(isinstance(k, list) and len(k) == 3 for k in keypoints)
+    ):
+        raise ValueError(f"{where}: 'keypoints' must be {NUM_COCO_KEYPOINTS} [x, y, v] triples")
+
+
+def validate_prepared_labels(samples: Any, source: str) -> None:
+    """Raise ValueError naming ``source`` and the first problem if ``samples`` are not prepared labels."""
+    if not isinstance(samples, list):
+        raise ValueError(f"{source}: prepared labels must be a JSON list of samples, got {type(samples).__name__}")
+    if not samples:
+        raise ValueError(f"{source}: holds no samples (no person with >= 5 keypoints and area >= 32x32?)")
+    for i, sample in enumerate(samples):
+        where = f"{source}: sample {i}"
+        if not isinstance(sample, dict):
+            raise ValueError(f"{where} is not an object (run `lightpose prepare-coco` to make prepared labels)")
+        missing = [key for key in SAMPLE_KEYS if key not in sample]
+        if missing:
+            raise ValueError(f"{where} lacks {missing} (run `lightpose prepare-coco` to make prepared labels)")
+        if not (isinstance(sample["img_width"], int) and isinstance(sample["img_height"], int)):
+            raise ValueError(f"{where}: img_width and img_height must be integers")
+        if not sample["scale_provided"] > 0:
+            raise ValueError(f"{where}: scale_provided must be > 0 (bbox height 0?)")
+        if not isinstance(sample["segmentations"], list):
+            raise ValueError(f"{where}: 'segmentations' must be a list")
+        _check_keypoints(sample["keypoints"], where)
+        others = sample["processed_other_annotations"]
+        if not isinstance(others, list):
+            raise ValueError(f"{where}: 'processed_other_annotations' must be a list")
+        for j, other in enumerate(others):
+            if not isinstance(other, dict) or "keypoints" not in other:
+                raise ValueError(f"{where}: other person {j} has no 'keypoints'")
+            _check_keypoints(other["keypoints"], f"{where}, other person {j}")
+
+
+def load_prepared_labels(path: str | Path) -> list[dict]:
+    """Load and check prepared samples written by :func:`save_prepared_labels`."""
+    samples = _read_json(path)
+    validate_prepared_labels(samples, str(path))
+    return samples
+
+
+def make_val_subset(annotations: dict[str, Any], num_images: int = 250, seed: int = 0) -> dict:
+    """COCO dict of ``num_images`` images drawn as the reference does, with their annotations.
+
+    ``random.Random(seed).shuffle`` of indices 0..N-1 (N = number of images); the first ``num_images``
+    (all N if fewer) in shuffled order. info, licenses and categories are copied.
+    """
+    _check_coco(annotations, "annotations", frozenset({"image_id"}))
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    indices = list(range(len(annotations["images"])))
+    random.Random(seed).shuffle(indices)
+    images = {}
+    for index in indices[:num_images]:
+        image = annotations["images"][index]
+        images[image["id"]] = image
+    per_image: dict[Any, list[dict]] = {}
+    for annotation in annotations["annotations"]:
+        if annotation["image_id"] in images:
+            per_image.setdefault(annotation["image_id"], []).append(annotation)
+    subset: dict[str, Any] = {key: annotations[key] for key in ("info", "licenses") if key in annotations}
+    subset["images"] = list(images.values())
+    subset["annotations"] = [a for image_id in images for a in per_image.get(image_id, [])]
+    subset["categories"] = annotations.get("categories", [])
+    return subset
