@@ -18,7 +18,7 @@ from lightpose.model import STRIDE
 from lightpose.pose import Pose
 from lightpose.preprocess import InputTransform, check_image, prepare_input
 
-ImageInput = Union[np.ndarray, str, os.PathLike]
+ImageInput = Union[np.ndarray, str, os.PathLike]  # noqa: UP007 (a runtime alias on Python 3.10)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -93,7 +93,7 @@ class PoseEstimator:
         return entries_to_poses(entries, keypoints)
 
     @overload
-    def __call__(self, images: ImageInput, *, batch_size: int = ...) -> list[Pose]: ...
+    def __call__(self, images: ImageInput, *, batch_size: int = ...) -> list[Pose]: ...  # type: ignore[overload-overlap]
 
     @overload
     def __call__(self, images: Sequence[ImageInput], *, batch_size: int = ...) -> list[list[Pose]]: ...

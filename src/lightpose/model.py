@@ -212,7 +212,7 @@ def load_reference_state(model: nn.Module, checkpoint: Any, source: str = "check
         if wrong_shape:
             parts.append(f"{len(wrong_shape)} key(s) of the wrong shape: {', '.join(wrong_shape[:10])}")
         raise CheckpointError(f"{source} does not fit LightweightOpenPose: " + "; ".join(parts))
-    merged = {k: (state[k] if k in state else v) for k, v in target.items()}
+    merged = {k: state.get(k, v) for k, v in target.items()}
     model.load_state_dict(merged, strict=True)
     return [k for k in state if k not in target]
 
@@ -228,7 +228,7 @@ def fold_batchnorm(model: LightweightOpenPose) -> LightweightOpenPose:
         if not isinstance(module, nn.Sequential):
             continue
         children = list(module._modules.items())
-        for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
+        for (_, conv), (bn_name, bn) in zip(children, children[1:]):
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 _fold_into(conv, bn)
                 module._modules[bn_name] = nn.Identity()

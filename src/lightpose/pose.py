@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -90,10 +91,11 @@ class Pose:
             return None
         return Keypoint(name, float(x), float(y), float(s))
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Keypoint]:
         """Iterate over the found keypoints."""
         for i in np.flatnonzero(self.found):
-            yield self[KEYPOINT_NAMES[i]]
+            x, y, score = self.keypoints[i]
+            yield Keypoint(KEYPOINT_NAMES[i], float(x), float(y), float(score))
 
     def __len__(self) -> int:
         return self.num_keypoints
