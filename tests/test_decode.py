@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lightpose.decode import (
+    decode_poses,
+    decode_upsampled,
+    extract_peaks,
+    find_peaks,
+    suppress_close_peaks,
+    upsample_maps,
+)
+from lightpose.synthetic import render_maps, stick_figure
+
+
+def people_in_a_row(count: int, width: int = 456, height: float = 160.0) -> list[np.ndarray]:
+    step = width / count
+    return [stick_figure(step * (i + 0.5), 50.0, height) for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_decodes_rendered_people_at_their_positions(count):
+    people = people_in_a_row(count)
+    heatmaps, pafs = render_maps(people, (32, 57))
+    poses = decode_poses(heatmaps, pafs)
+    assert len(poses) == count
+    for pose in poses:
+        assert pose.num_keypoints == 18
+        errors = [np.linalg.norm(pose.xy - person, axis=1).max() for person in people]
+        assert min(errors) < 3.0  # input pixels; one upsampled map cell is 2 pixels
+        assert pose.score > 0 and pose.grouped_count == 18
+
+
+def test_missing_keypoints_are_nan():
+    person = people_in_a_row(1)[0]
+    person[[4, 7, 10]] = np.nan  # both wrists and the right ankle
+    poses = decode_poses(*render_maps([person], (32, 57)))
+    assert len(poses) == 1
+    assert np.isnan(poses[0].keypoints[[4, 7, 10]]).all()
+    assert poses[0].num_keypoints == 15
+
+
+def test_empty_maps_give_no_poses():
+    assert decode_poses(np.zeros((19, 32, 57), np.float32), np.zeros((38, 32, 57), np.float32)) == []
+
+
+def test_peaks_are_strict_local_maxima_above_threshold():
+    heatmap = np.zeros((20, 20), np.float32)
+    heatmap[5, 5] = 0.5
+    heatmap[5, 6] = 0.5  # a tie: neither is strictly greater than the other
+    heatmap[10, 15] = 0.09  # below the 0.1 threshold
+    heatmap[15, 3] = 0.3
+    xs, ys = find_peaks(heatmap)
+    assert list(zip(xs.tolist(), ys.tolist())) == [(3, 15)]
+
+
+def test_close_peaks_are_suppressed_in_x_order_not_by_score():
+    xs = np.array([0, 3, 5, 20])
+    ys = np.array([0, 0, 4, 0])
+    # (3, 0) is 3 px from the first kept peak -> dropped; (5, 4) is sqrt(41) > 6 away -> kept.
+    assert suppress_close_peaks(xs, ys).tolist() == [True, False, True, True]
+    # exactly 6 apart is kept (the rule is strictly closer than 6)
+    assert suppress_close_peaks(np.array([0, 6]), np.array([0, 0])).tolist() == [True, True]
+
+
+def test_peak_ids_are_global_and_consecutive():
+    heatmaps = np.zeros((19, 24, 24), np.float32)
+    heatmaps[0, 2, 2] = heatmaps[0, 20, 20] = heatmaps[3, 10, 10] = 0.8
+    peaks = extract_peaks(heatmaps)
+    assert [len(p) for p in peaks][:4] == [2, 0, 0, 1]
+    assert np.concatenate(peaks)[:, 3].tolist() == [0, 1, 2]
+
+
+def test_bad_maps_are_refused():
+    with pytest.raises(ValueError, match=r"pafs must have shape \(38"):
+        decode_poses(np.zeros((19, 8, 8), np.float32), np.zeros((19, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        decode_poses(np.zeros((19, 8, 8)), np.zeros((38, 8, 8)))
+    with pytest.raises(ValueError, match="spatial size"):
+        decode_poses(np.zeros((19, 8, 8), np.float32), np.zeros((38, 8, 9), np.float32))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.05, 2.0))
+def test_noisy_maps_give_well_formed_poses(seed, scale):
+    rng = np.random.default_rng(seed)
+    heatmaps = (rng.random((19, 12, 16)) * scale).astype(np.float32)
+    pafs = rng.normal(0, scale, (38, 12, 16)).astype(np.float32)
+    up_h, up_p = upsample_maps(heatmaps, 4), upsample_maps(pafs, 4)
+    entries, keypoints = decode_upsampled(up_h, up_p)
+    assert keypoints.shape[1] == 4 and entries.shape[1] == 20
+    assert np.array_equal(keypoints[:, 3], np.arange(len(keypoints)))
+    for entry in entries:
+        ids = entry[:18][entry[:18] >= 0].astype(int)
+        assert entry[19] >= 3 and entry[18] / entry[19] >= 0.2
+        # every keypoint in slot k is of type k
+        types = np.repeat(np.arange(18), [len(p) for p in extract_peaks(up_h)])
+        assert np.array_equal(types[ids], np.flatnonzero(entry[:18] >= 0))
