@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import cv2
@@ -25,7 +26,9 @@ def crowd_mask(segmentations: list, height: int, width: int) -> np.ndarray:
     except ImportError as error:
         raise ImportError("crowd masks need pycocotools: pip install lightpose[train]") from error
     for segmentation in segmentations:
-        decoded = coco_mask.decode(coco_mask.frPyObjects(segmentation, height, width))
+        with warnings.catch_warnings():  # pycocotools' numpy-2 copy-keyword deprecation, not ours to fix
+            warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+            decoded = coco_mask.decode(coco_mask.frPyObjects(segmentation, height, width))
         if decoded.ndim == 3:  # a polygon list decodes to one channel per polygon
             decoded = decoded.max(axis=2)
         mask[decoded > 0.5] = 0
