@@ -474,7 +474,7 @@ def _validation_function(config: TrainConfig) -> Callable[[nn.Module, torch.devi
             raise FileNotFoundError(f"{path} does not exist: check --val-labels / --val-images-folder")
 
     def evaluate(network: nn.Module, device: torch.device) -> dict[str, float]:
-        return evaluate_coco(PoseEstimator(network, device=str(device)), labels, images)
+        return evaluate_coco(PoseEstimator(network, device=device), labels, images, progress=config.progress)
 
     return evaluate
 
