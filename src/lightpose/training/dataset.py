@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from pathlib import Path
 
@@ -101,10 +100,6 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
         self.epoch = int(epoch)
-
-    def label(self, index: int) -> dict:
-        """A copy of prepared sample ``index``."""
-        return copy.deepcopy(self._labels[index])
 
     def raw_sample(self, index: int) -> TrainingSample:
         """Sample ``index`` before any transform: the image, its crowd mask and COCO-order keypoints (P, 17, 3)."""
