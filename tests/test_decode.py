@@ -37,7 +37,7 @@ def test_missing_keypoints_are_nan():
     person[[4, 7, 10]] = np.nan  # both wrists and the right ankle
     poses = decode_poses(*render_maps([person], (32, 57)))
     assert len(poses) == 1
-    assert np.isnan(poses[0].keypoints[[4, 7, 10]]).all()
+    assert np.isnan(poses[0].xy[[4, 7, 10]]).all() and not poses[0].conf[[4, 7, 10]].any()
     assert poses[0].num_keypoints == 15
 
 

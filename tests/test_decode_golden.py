@@ -1,6 +1,7 @@
 """The decoder against the published implementation's own outputs (golden/decode.npz)."""
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ def case_maps(decode, network, case):
     return network[f"{prefix}_heatmaps"][0], network[f"{prefix}_pafs"][0]
 
 
+REPO_CASES = Path(__file__).parent / "data" / "golden_decode_small.npz"
+
+
 @pytest.fixture(scope="module")
 def golden(golden_dir):
     return np.load(golden_dir / "decode.npz"), np.load(golden_dir / "network.npz")
@@ -25,13 +29,22 @@ def sha256(maps_chw: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(maps_chw.transpose(1, 2, 0)).tobytes()).hexdigest()
 
 
-@pytest.mark.parametrize("case", range(11))
-def test_decoder_reproduces_reference_exactly(golden, case):
-    decode, network = golden
-    heatmaps, pafs = case_maps(decode, network, case)
+def check_case(decode, heatmaps, pafs, case):
     up_heatmaps, up_pafs = upsample_maps(heatmaps, 4), upsample_maps(pafs, 4)
     assert sha256(up_heatmaps) == str(decode[f"case{case}_upsampled_heatmaps_sha256"])
     assert sha256(up_pafs) == str(decode[f"case{case}_upsampled_pafs_sha256"])
     entries, keypoints = decode_upsampled(up_heatmaps, up_pafs)
     np.testing.assert_array_equal(keypoints, decode[f"case{case}_all_keypoints"])
     np.testing.assert_array_equal(entries, decode[f"case{case}_entries"])
+
+
+@pytest.mark.parametrize("case", range(11))
+def test_decoder_reproduces_reference_exactly(golden, case):
+    decode, network = golden
+    check_case(decode, *case_maps(decode, network, case), case)
+
+
+@pytest.mark.parametrize("case", [4, 10])
+def test_decoder_reproduces_reference_cases_kept_in_the_repository(case):
+    decode = np.load(REPO_CASES)
+    check_case(decode, decode[f"case{case}_heatmaps"], decode[f"case{case}_pafs"], case)

@@ -78,3 +78,10 @@ def test_bad_settings_are_refused():
         PoseEstimator(net, height=250)
     with pytest.raises(ValueError, match="batch_size"):
         PoseEstimator(net, height=64)([np.zeros((8, 8, 3), np.uint8)], batch_size=0)
+
+
+def test_directories_and_unknown_devices_are_refused(tmp_path, random_estimator):
+    with pytest.raises(FileNotFoundError, match="not a file"):
+        random_estimator(tmp_path)
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        PoseEstimator(LightweightOpenPose(), device="gpu0")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -19,10 +21,19 @@ def model() -> LightweightOpenPose:
     return LightweightOpenPose().eval()
 
 
-def test_state_dict_layout_equals_the_reference(reference_dir):
-    assert key_lines(LightweightOpenPose()) == read_key_file(reference_dir / "model_keys_1_refinement_stage.txt")
-    three = read_key_file(reference_dir / "checkpoint_keys_3_refinement_stages.txt")
-    assert key_lines(LightweightOpenPose(num_refinement_stages=3)) == three
+KEY_FILES = {1: "model_keys_1_refinement_stage.txt", 3: "checkpoint_keys_3_refinement_stages.txt"}
+
+
+@pytest.mark.parametrize("stages", [1, 3])
+def test_state_dict_layout_equals_the_reference(stages):
+    expected = read_key_file(Path(__file__).parent / "data" / KEY_FILES[stages])
+    assert key_lines(LightweightOpenPose(num_refinement_stages=stages)) == expected
+
+
+@pytest.mark.parametrize("stages", [1, 3])
+def test_repository_key_lists_equal_the_shared_reference(reference_dir, stages):
+    shared = read_key_file(reference_dir / KEY_FILES[stages])
+    assert read_key_file(Path(__file__).parent / "data" / KEY_FILES[stages]) == shared
 
 
 def test_parameter_counts():

@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -49,7 +51,7 @@ def test_to_coco_matches_the_reference_conversion():
 
 def test_to_coco_uses_the_grouped_count_when_known():
     pose = make_pose({0: (1, 2), 1: (3, 4), 2: (5, 6), 16: (7, 8)}, score=2.0)
-    pose.grouped_count = 3  # the ear came from a gap-filling limb and is not counted
+    pose = dataclasses.replace(pose, grouped_count=3)  # an ear from a gap-filling limb is not counted
     assert pose.to_coco(1)["score"] == pytest.approx(4.0)
 
 
@@ -70,3 +72,28 @@ def test_similarity_uses_integer_bounding_box_area():
     nose_var = (2 * 0.026) ** 2
     assert math.exp(-0.40 / (2 * 110 * nose_var)) > 0.5 > math.exp(-0.40 / (2 * 9.5 * 10.5 * nose_var))
     assert keypoint_similarity(a, b) == 2
+
+
+def test_pose_is_immutable_and_missing_scores_are_zero():
+    keypoints = np.full((18, 3), np.nan, dtype=np.float32)
+    keypoints[3] = (1, 2, 0.7)
+    pose = Pose(keypoints, score=1.0)
+    keypoints[3] = (9, 9, 9)  # the pose keeps its own copy
+    assert pose["r_elb"] == Keypoint("r_elb", 1.0, 2.0, pytest.approx(0.7))
+    assert pose.conf[0] == 0 and np.isnan(pose.xy[0]).all()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pose.id = 3  # type: ignore[misc]
+    with pytest.raises(ValueError, match="read-only"):
+        pose.keypoints[0, 0] = 1.0
+    assert dataclasses.replace(pose, id=7).id == 7
+
+
+def test_to_dict_is_json_ready():
+    pose = dataclasses.replace(make_pose({0: (10, 20), 1: (12, 40)}, score=3.0), id=4)
+    record = json.loads(json.dumps(pose.to_dict()))
+    assert record == {
+        "id": 4,
+        "score": 3.0,
+        "bbox": [10.0, 20.0, 2.0, 20.0],
+        "keypoints": {"nose": [10.0, 20.0, pytest.approx(0.9)], "neck": [12.0, 40.0, pytest.approx(0.9)]},
+    }

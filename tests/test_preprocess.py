@@ -64,11 +64,14 @@ def test_val_mode_normalises_before_cubic_resize():
 @pytest.mark.parametrize(
     ("image", "error", "match"),
     [
-        (np.zeros((10, 10), np.uint8), ValueError, "grey image"),
-        (np.zeros((10, 10, 4), np.uint8), ValueError, "BGRA"),
-        (np.zeros((10, 10, 3), np.float32), ValueError, "uint8"),
+        (np.zeros((10, 10, 2), np.uint8), ValueError, r"got shape \(10, 10, 2\)"),
+        (np.zeros((10, 10, 5), np.uint8), ValueError, r"got shape \(10, 10, 5\)"),
+        (np.zeros((2, 10, 10, 3), np.uint8), ValueError, "got shape"),
+        (np.zeros((10, 10, 3), np.float32), ValueError, "got dtype float32"),
+        (np.zeros((10, 10, 3), np.int16), ValueError, "got dtype int16"),
+        (np.full((10, 10, 3), 300, np.int32), ValueError, "values 0-255"),
         (np.zeros((0, 10, 3), np.uint8), ValueError, "empty"),
-        ([[1, 2, 3]], TypeError, "numpy array"),
+        ([[1, 2, 3]], TypeError, "got list"),
     ],
 )
 def test_bad_images_are_refused(image, error, match):
@@ -84,3 +87,13 @@ def test_demo_preprocessing_matches_reference_inputs(golden_dir, people_dir):
         assert np.array_equal(inputs, golden[f"img{i}_input"][0])
         assert list(transform.pad) == golden[f"img{i}_pad"].tolist()
         assert transform.scale == float(golden[f"img{i}_scale"])
+
+
+def test_grey_and_bgra_images_become_bgr():
+    grey = np.random.default_rng(0).integers(0, 256, (40, 60), dtype=np.uint8)
+    bgr = np.repeat(grey[:, :, None], 3, axis=2)
+    bgra = np.concatenate([bgr, np.full((40, 60, 1), 255, np.uint8)], axis=2)
+    expected, _ = prepare_input(bgr, 64)
+    for image in (grey, grey[:, :, None], bgra):
+        inputs, _ = prepare_input(image, 64)
+        assert np.array_equal(inputs, expected)

@@ -21,7 +21,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """`None` -> CUDA when available, else CPU; otherwise the named device (checked to exist)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {str(device)!r}: use 'cpu', 'cuda' or 'cuda:N'") from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} was requested but CUDA is not available; use device='cpu'")
     return resolved

@@ -24,6 +24,8 @@ ImageInput = Union[np.ndarray, str, os.PathLike]  # noqa: UP007 (a runtime alias
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as BGR uint8 (H, W, 3); FileNotFoundError/ValueError naming the file otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a directory, not a file: pass an image file")
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -27,12 +27,12 @@ class Keypoint(NamedTuple):
     score: float
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Pose:
-    """One person.
+    """One person (immutable: derive changed copies with `dataclasses.replace(pose, id=...)`).
 
-    keypoints: float32 (18, 3): x, y, score in image pixels, internal 18-keypoint order
-    (`lightpose.skeleton.KEYPOINT_NAMES`); x, y and score are NaN where a keypoint was not found.
+    keypoints: float32 (18, 3), read-only: x, y in image pixels and the heatmap score, internal 18-keypoint order
+    (`lightpose.skeleton.KEYPOINT_NAMES`); x and y are NaN and the score is 0 where a keypoint was not found.
     score: the grouping score of the pose (sum of keypoint and limb scores, the reference's entry[18]).
     id: set by tracking, else None.
     grouped_count: the decoder's keypoint count (the reference's entry[19]: ears attached by the
@@ -45,11 +45,13 @@ class Pose:
     grouped_count: int | None = None
 
     def __post_init__(self) -> None:
-        kpts = np.asarray(self.keypoints, dtype=np.float32)
+        kpts = np.array(self.keypoints, dtype=np.float32)
         if kpts.shape != (NUM_KEYPOINTS, 3):
             raise ValueError(f"Pose.keypoints must have shape ({NUM_KEYPOINTS}, 3), got {kpts.shape}")
-        self.keypoints = kpts
-        self.score = float(self.score)
+        kpts[np.isnan(kpts[:, 0]), :] = (np.nan, np.nan, 0.0)
+        kpts.flags.writeable = False
+        object.__setattr__(self, "keypoints", kpts)
+        object.__setattr__(self, "score", float(self.score))
 
     @property
     def found(self) -> np.ndarray:
@@ -68,7 +70,7 @@ class Pose:
 
     @property
     def conf(self) -> np.ndarray:
-        """float32 (18,) view: keypoint scores (NaN where missing)."""
+        """float32 (18,) view: keypoint scores (0 where missing)."""
         return self.keypoints[:, 2]
 
     @property
@@ -101,8 +103,17 @@ class Pose:
         return self.num_keypoints
 
     def numpy(self) -> np.ndarray:
-        """A copy of the (18, 3) keypoint array."""
+        """A writable copy of the (18, 3) keypoint array."""
         return self.keypoints.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: keypoints as {name: [x, y, score]} for found ones, score, bbox, id."""
+        return {
+            "id": self.id,
+            "score": self.score,
+            "bbox": None if self.bbox is None else list(self.bbox),
+            "keypoints": {kp.name: [kp.x, kp.y, kp.score] for kp in self},
+        }
 
     def to_coco(self, image_id: int, *, shift: float = 0.5) -> dict[str, Any]:
         """COCO results record with 17 keypoints, as the reference val.py writes it.

@@ -35,21 +35,25 @@ class InputTransform:
 
 
 def check_image(image: object) -> np.ndarray:
-    """Validate a BGR uint8 (H, W, 3) image and return it as an ndarray, else raise ValueError/TypeError."""
+    """A BGR uint8 (H, W, 3) image from a BGR, grey (H, W) or (H, W, 1), or BGRA (H, W, 4) uint8 array.
+
+    Anything else raises TypeError/ValueError saying what was received and what is expected.
+    """
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected a BGR uint8 image as a numpy array of shape (H, W, 3), got {type(image).__name__}")
     if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image (0-255 BGR), got dtype {image.dtype}; convert with .astype(np.uint8)")
-    if image.ndim != 3 or image.shape[2] != 3:
-        hint = " (grey image: use cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))" if image.ndim == 2 else ""
-        hint = (
-            " (BGRA image: use cv2.cvtColor(img, cv2.COLOR_BGRA2BGR))"
-            if image.ndim == 3 and image.shape[2] == 4
-            else hint
+        hint = " with values 0-255 (for a float image in [0, 1]: (img * 255).round().astype(np.uint8))"
+        raise ValueError(f"expected a uint8 image{hint}, got dtype {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(
+            f"expected an image of shape (H, W, 3) (BGR), (H, W) (grey) or (H, W, 4) (BGRA), got shape {image.shape}"
         )
-        raise ValueError(f"expected an image of shape (H, W, 3) in BGR order, got shape {image.shape}{hint}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"the image is empty: shape {image.shape}")
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
 
 
