@@ -14,28 +14,36 @@ from lightpose.decode import (
 from lightpose.synthetic import render_maps, stick_figure
 
 
-def people_in_a_row(count: int, width: int = 456, height: float = 160.0) -> list[np.ndarray]:
+def people_in_a_row(count: int, seed: int = 0, width: int = 456, height: float = 160.0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
     step = width / count
-    return [stick_figure(step * (i + 0.5), 50.0, height) for i in range(count)]
+    return [
+        stick_figure(step * (i + 0.5) + rng.uniform(-5, 5), 50 + rng.uniform(-5, 5), height)
+        + rng.uniform(-1, 1, (18, 2))
+        for i in range(count)
+    ]
 
 
 @pytest.mark.parametrize("count", [1, 3])
-def test_decodes_rendered_people_at_their_positions(count):
-    people = people_in_a_row(count)
-    heatmaps, pafs = render_maps(people, (32, 57))
+@pytest.mark.parametrize("seed", range(4))
+def test_decodes_rendered_people_at_their_positions(count, seed):
+    people = people_in_a_row(count, seed)
+    heatmaps, pafs = render_maps(people, (32, 57), paf_thickness=2)
     poses = decode_poses(heatmaps, pafs)
     assert len(poses) == count
+    matched = set()
     for pose in poses:
-        assert pose.num_keypoints == 18
-        errors = [np.linalg.norm(pose.xy - person, axis=1).max() for person in people]
-        assert min(errors) < 3.0  # input pixels; one upsampled map cell is 2 pixels
-        assert pose.score > 0 and pose.grouped_count == 18
+        assert pose.num_keypoints == 18 and pose.grouped_count == 18 and pose.score > 0
+        errors = [np.abs(pose.xy - person).max() for person in people]
+        matched.add(int(np.argmin(errors)))
+        assert min(errors) < 2.0  # input pixels: one x4-upsampled map pixel
+    assert matched == set(range(count))  # every person found once: the grouping is right
 
 
 def test_missing_keypoints_are_nan():
     person = people_in_a_row(1)[0]
     person[[4, 7, 10]] = np.nan  # both wrists and the right ankle
-    poses = decode_poses(*render_maps([person], (32, 57)))
+    poses = decode_poses(*render_maps([person], (32, 57), paf_thickness=2))
     assert len(poses) == 1
     assert np.isnan(poses[0].xy[[4, 7, 10]]).all() and not poses[0].conf[[4, 7, 10]].any()
     assert poses[0].num_keypoints == 15
@@ -81,19 +89,30 @@ def test_bad_maps_are_refused():
         decode_poses(np.zeros((19, 8, 8), np.float32), np.zeros((38, 8, 9), np.float32))
 
 
+# The reference's shoulder-ear gap-filling limbs (17, 18) may attach a shoulder or an ear that is already in
+# another pose (seen in the golden crowds, e.g. decode.npz case 3); every other keypoint is in at most one pose.
+SHARED_BY_GAP_FILLING = {2, 5, 16, 17}
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.05, 2.0))
 def test_noisy_maps_give_well_formed_poses(seed, scale):
     rng = np.random.default_rng(seed)
     heatmaps = (rng.random((19, 12, 16)) * scale).astype(np.float32)
     pafs = rng.normal(0, scale, (38, 12, 16)).astype(np.float32)
-    up_h, up_p = upsample_maps(heatmaps, 4), upsample_maps(pafs, 4)
-    entries, keypoints = decode_upsampled(up_h, up_p)
+    up_heatmaps = upsample_maps(heatmaps, 4)
+    entries, keypoints = decode_upsampled(up_heatmaps, upsample_maps(pafs, 4))
     assert keypoints.shape[1] == 4 and entries.shape[1] == 20
+    assert np.isfinite(keypoints).all() and np.isfinite(entries).all()
     assert np.array_equal(keypoints[:, 3], np.arange(len(keypoints)))
+    types = np.repeat(np.arange(18), [len(p) for p in extract_peaks(up_heatmaps)])
     for entry in entries:
         ids = entry[:18][entry[:18] >= 0].astype(int)
         assert entry[19] >= 3 and entry[18] / entry[19] >= 0.2
-        # every keypoint in slot k is of type k
-        types = np.repeat(np.arange(18), [len(p) for p in extract_peaks(up_h)])
-        assert np.array_equal(types[ids], np.flatnonzero(entry[:18] >= 0))
+        assert np.array_equal(types[ids], np.flatnonzero(entry[:18] >= 0))  # slot k holds a type-k keypoint
+    for k in sorted(set(range(18)) - SHARED_BY_GAP_FILLING):
+        column = entries[:, k][entries[:, k] >= 0]
+        assert len(np.unique(column)) == len(column), f"keypoint type {k} in two poses"
+    poses = decode_poses(heatmaps, pafs)
+    assert len(poses) == len(entries)
+    assert all(np.isfinite(p.xy[p.found]).all() for p in poses)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from lightpose.model import STRIDE
-from lightpose.skeleton import BACKGROUND_CHANNEL, LIMB_PAF_CHANNELS, LIMBS, NUM_HEATMAPS, NUM_KEYPOINTS, NUM_PAFS
+from lightpose.skeleton import NUM_KEYPOINTS
+from lightpose.training.targets import keypoint_heatmaps, part_affinity_fields
 
 # A standing person, (x, y) in units of its height, origin at the neck; internal keypoint order.
 _TEMPLATE = np.array(
@@ -40,45 +41,25 @@ def random_people(
 
 
 def render_maps(
-    people: list[np.ndarray], map_size: tuple[int, int], *, sigma: float = 7.0, stride: int = STRIDE
+    people: list[np.ndarray],
+    map_size: tuple[int, int],
+    *,
+    sigma: float = 7.0,
+    paf_thickness: float = 1.0,
+    stride: int = STRIDE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmaps (19, h, w) and PAFs (38, h, w) float32 on the stride-8 grid of map_size (h, w).
+    """Heatmaps (19, h, w) and PAFs (38, h, w) float32 on the stride-8 grid of map_size (h, w), rendered as the
+    training targets are (`lightpose.training.targets`): what a perfectly trained network would output.
 
-    people: (18, 2) keypoints in input pixels each, NaN where absent. Heatmaps: Gaussians of `sigma` input pixels at
-    cell centres stride*i + (stride-1)/2, max over people; background = 1 - max. PAFs: unit vectors on cells within
-    one cell of each limb segment, averaged where limbs of different people overlap.
+    people: (18, 2) keypoints in input pixels each, NaN where absent. sigma: Gaussian width in input pixels;
+    paf_thickness: PAF half-width in map cells (training uses 1; 2 keeps every sampled limb point on the field
+    when peaks land up to a map cell off the true keypoint).
     """
-    h, w = map_size
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    centre_x, centre_y = xs * stride + (stride - 1) / 2, ys * stride + (stride - 1) / 2
-    heatmaps = np.zeros((NUM_HEATMAPS, h, w), dtype=np.float64)
-    pafs = np.zeros((NUM_PAFS, h, w), dtype=np.float64)
-    counts = np.zeros((len(LIMBS), h, w), dtype=np.float64)
-    for keypoints in people:
-        for k in range(NUM_KEYPOINTS):
-            x, y = keypoints[k]
-            if np.isnan(x):
-                continue
-            gauss = np.exp(-((centre_x - x) ** 2 + (centre_y - y) ** 2) / (2 * sigma**2))
-            np.maximum(heatmaps[k], gauss, out=heatmaps[k])
-        for limb, (a, b) in enumerate(LIMBS):
-            if np.isnan(keypoints[a, 0]) or np.isnan(keypoints[b, 0]):
-                continue
-            pa, pb = keypoints[a] / stride, keypoints[b] / stride
-            length = np.linalg.norm(pb - pa)
-            if length < 1e-6:
-                continue
-            ux, uy = (pb - pa) / length
-            along = (xs - pa[0]) * ux + (ys - pa[1]) * uy
-            across = np.abs((xs - pa[0]) * uy - (ys - pa[1]) * ux)
-            on_limb = (along >= -1) & (along <= length + 1) & (across <= 1)
-            cx, cy = LIMB_PAF_CHANNELS[limb]
-            pafs[cx][on_limb] += ux
-            pafs[cy][on_limb] += uy
-            counts[limb][on_limb] += 1
-    for limb, (cx, cy) in enumerate(LIMB_PAF_CHANNELS):
-        overlap = counts[limb] > 1
-        pafs[cx][overlap] /= counts[limb][overlap]
-        pafs[cy][overlap] /= counts[limb][overlap]
-    heatmaps[BACKGROUND_CHANNEL] = 1 - heatmaps[:NUM_KEYPOINTS].max(axis=0)
-    return heatmaps.astype(np.float32), pafs.astype(np.float32)
+    labels = np.zeros((len(people), NUM_KEYPOINTS, 3), dtype=np.float64)
+    for person, keypoints in zip(labels, people):
+        missing = np.isnan(keypoints[:, 0])
+        person[:, :2] = np.where(missing[:, None], 0.0, keypoints)
+        person[:, 2] = np.where(missing, 2, 1)  # v = 1 visible, 2 not labelled
+    heatmaps = keypoint_heatmaps(labels, map_size, stride=stride, sigma=sigma)
+    pafs = part_affinity_fields(labels, map_size, stride=stride, thickness=paf_thickness)
+    return heatmaps, pafs
