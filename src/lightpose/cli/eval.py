@@ -1,0 +1,67 @@
+"""`lightpose eval`: COCO keypoint AP of a checkpoint, as the reference val.py (plus multi-scale and flip)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lightpose.model import STRIDE
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="COCO keypoint AP of a checkpoint (the reference val.py)",
+        description="Run the network over a COCO keypoints annotation file and its images as the reference val.py "
+        "does (input height 368, maps at original resolution), write the detections in COCO results format and "
+        "print the COCOeval table. The published model gives 40.0 AP on val2017 single scale.",
+    )
+    parser.add_argument("--labels", required=True, help="COCO keypoints JSON, e.g. person_keypoints_val2017.json")
+    parser.add_argument("--images", required=True, help="folder of the annotated images, e.g. val2017/")
+    parser.add_argument(
+        "--checkpoint", help="registered weights name, checkpoint path or URL (default: the published COCO model)"
+    )
+    parser.add_argument("--multiscale", action="store_true", help="average scales 0.5, 1, 1.5, 2 (as val.py)")
+    parser.add_argument("--flip", action="store_true", help="also average the mirrored image's maps (flip test)")
+    parser.add_argument("--output", default="detections.json", help="detections file (default detections.json)")
+    parser.add_argument("--subset", type=int, help="evaluate N images drawn as make_val_subset (seed 0)")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--height", type=int, default=368, help="network input height at scale 1 (default 368)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def _error(message: str) -> int:
+    print(f"lightpose eval: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightpose.estimator import PoseEstimator
+    from lightpose.training.evaluate import evaluate_coco
+
+    if args.height < STRIDE or args.height % STRIDE:
+        return _error(f"--height must be a positive multiple of {STRIDE}, got {args.height}")
+    if args.subset is not None and args.subset < 1:
+        return _error(f"--subset must be >= 1, got {args.subset}")
+    try:
+        estimator = PoseEstimator.from_pretrained(
+            args.checkpoint, device=args.device, height=args.height, progress=not args.no_progress
+        )
+        stats = evaluate_coco(
+            estimator,
+            args.labels,
+            args.images,
+            multiscale=args.multiscale,
+            flip=args.flip,
+            output_path=args.output,
+            subset=args.subset,
+            progress=not args.no_progress,
+            height=args.height,
+        )
+    except (ImportError, OSError, ValueError, KeyError) as error:
+        return _error(str(error))
+    print(json.dumps({name: round(value, 4) for name, value in stats.items()}))
+    print(f"detections written to {args.output}")
+    return 0
