@@ -501,13 +501,3 @@ def _keep_metrics_up_to(path: Path, iteration: int) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write("".join(line + "\n" for line in kept))
     os.replace(temp, path)
-
-
-def train(config: TrainConfig, dataset: Dataset) -> Path | None:
-    """Train with `config` on `dataset` (see the module docstring); returns the last checkpoint path."""
-    trainer = Trainer(config, dataset)
-    try:
-        return trainer.run()
-    finally:
-        if trainer.runtime.distributed and dist.is_initialized():
-            dist.destroy_process_group()
