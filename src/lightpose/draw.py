@@ -1,0 +1,73 @@
+"""Drawing poses on images in the reference demo's style."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from lightpose.pose import Pose
+from lightpose.skeleton import BBOX_COLOR, DRAWN_LIMBS, ID_COLOR, KEYPOINT_COLOR, LIMB_COLOR
+
+Color = tuple[int, int, int]
+
+
+def draw_poses(
+    image: np.ndarray,
+    poses: Sequence[Pose],
+    *,
+    bbox: bool = False,
+    ids: bool | None = None,
+    inplace: bool = False,
+    limb_color: Color = LIMB_COLOR,
+    keypoint_color: Color = KEYPOINT_COLOR,
+    radius: int = 3,
+    thickness: int = 2,
+    opacity: float = 0.4,
+) -> np.ndarray:
+    """Skeletons on a BGR uint8 (H, W, 3) image; keypoints are (x, y) pixels of that image.
+
+    As the reference demo: the 17 drawn limbs (lines `thickness` 2) and their keypoints (filled circles of
+    `radius` 3), blended as original * (1 - opacity) + drawing * opacity (0.6 / 0.4); then, unblended, the
+    keypoints' bounding boxes (`bbox`) and "id: N" labels (`ids`; None = when any pose has an id).
+    Coordinates are truncated to integer pixels. Returns a new image, or `image` itself drawn on when `inplace`.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"draw_poses needs a BGR uint8 image of shape (H, W, 3), got {got}")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    drawing = image.copy()
+    for pose in poses:
+        _draw_skeleton(drawing, pose, limb_color, keypoint_color, radius, thickness)
+    out = cv2.addWeighted(image, 1.0 - opacity, drawing, opacity, 0.0, dst=image if inplace else None)
+    if ids is None:
+        ids = any(pose.id is not None for pose in poses)
+    for pose in poses:
+        box = pose.bbox
+        if box is None:
+            continue
+        x, y, w, h = (int(v) for v in box)
+        if bbox:
+            cv2.rectangle(out, (x, y), (x + w, y + h), BBOX_COLOR)
+        if ids and pose.id is not None:
+            cv2.putText(out, f"id: {pose.id}", (x, y - 16), cv2.FONT_HERSHEY_COMPLEX, 0.5, ID_COLOR)
+    return out
+
+
+def _draw_skeleton(
+    canvas: np.ndarray, pose: Pose, limb_color: Color, keypoint_color: Color, radius: int, thickness: int
+) -> None:
+    found = pose.found
+    points = np.zeros((len(found), 2), dtype=np.int64)
+    points[found] = pose.keypoints[found, :2].astype(np.int64)  # truncation toward zero, as the reference
+    for a, b in DRAWN_LIMBS:
+        if found[a] and found[b]:
+            cv2.line(canvas, _pt(points[a]), _pt(points[b]), limb_color, thickness)
+    for k in np.flatnonzero(found):
+        cv2.circle(canvas, _pt(points[k]), radius, keypoint_color, -1)
+
+
+def _pt(xy: np.ndarray) -> tuple[int, int]:
+    return int(xy[0]), int(xy[1])
