@@ -1,0 +1,368 @@
+"""Published checkpoints: a registry, and loading by name, path or URL with a verified download cache.
+
+    model, entry = lightpose.weights.load_model()                  # the COCO model, downloaded once
+    model, _ = lightpose.weights.load_model("ckpt.pth")            # a local train.py checkpoint or state dict
+
+Cache folder: `cache_dir` argument > $LIGHTPOSE_HOME > $XDG_CACHE_HOME/lightpose > ~/.cache/lightpose; files
+live in its `checkpoints/` subfolder. `local_files_only=True` or LIGHTPOSE_OFFLINE=1 keeps off the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlparse
+
+from filelock import FileLock
+
+from lightpose._download import DEFAULT_TIMEOUT, DownloadError, download
+from lightpose._safe_load import UnsafeCheckpointError, load_checkpoint_file
+from lightpose.model import CheckpointError, LightweightOpenPose, load_reference_state
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "CheckpointError",
+    "DownloadError",
+    "IntegrityError",
+    "NotCachedError",
+    "UnsafeCheckpointError",
+    "WeightsEntry",
+    "get_cache_dir",
+    "get_weights",
+    "list_weights",
+    "load_checkpoint_file",
+    "load_model",
+    "register_weights",
+    "resolve_checkpoint",
+    "sha256_file",
+    "unregister_weights",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = "lightweight-openpose-coco"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_RESERVED_SUFFIXES = (".part", ".lock", ".sha256")  # files beside a checkpoint that are never loaded
+
+
+class IntegrityError(ValueError):
+    """A cached checkpoint's sha256 differs from the registry's or from the one pinned at its first download."""
+
+
+class NotCachedError(FileNotFoundError):
+    """Downloads are off (local_files_only / LIGHTPOSE_OFFLINE) and the checkpoint is not in the cache."""
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One published checkpoint: mirrors tried in order, its sha256 when published, and readable metadata.
+
+    meta["num_refinement_stages"] is the number of refinement stages the model is built with.
+    """
+
+    name: str
+    urls: tuple[str, ...]
+    file_name: str
+    sha256: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("WeightsEntry.name must not be empty")
+        object.__setattr__(self, "urls", tuple(self.urls))
+        if not self.urls or not all(_is_url(u) for u in self.urls):
+            raise ValueError(f"WeightsEntry {self.name!r}: urls must be one or more http(s) URLs, got {self.urls!r}")
+        if Path(self.file_name).name != self.file_name or self.file_name in ("", ".", ".."):
+            raise ValueError(f"WeightsEntry {self.name!r}: file_name must be a bare file name, got {self.file_name!r}")
+        if self.file_name.endswith(_RESERVED_SUFFIXES):
+            raise ValueError(f"WeightsEntry {self.name!r}: file_name must not end with {_RESERVED_SUFFIXES}")
+        if self.sha256 is not None and not _SHA256.fullmatch(self.sha256):
+            raise ValueError(f"WeightsEntry {self.name!r}: sha256 must be 64 lowercase hex digits or None")
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+
+_REGISTRY: dict[str, WeightsEntry] = {}
+
+
+def register_weights(entry: WeightsEntry) -> WeightsEntry:
+    """Add `entry` to the registry; a name that is already registered raises ValueError."""
+    if entry.name in _REGISTRY:
+        raise ValueError(f"weights {entry.name!r} are already registered; unregister_weights() them first")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def unregister_weights(name: str) -> WeightsEntry:
+    """Remove and return the entry called `name` (KeyError when there is none)."""
+    return _REGISTRY.pop(get_weights(name).name)
+
+
+def get_weights(name: str) -> WeightsEntry:
+    """The registered entry called `name`; KeyError listing the registered names otherwise."""
+    if name not in _REGISTRY:
+        raise KeyError(f"no weights called {name!r}; registered: {', '.join(list_weights())}")
+    return _REGISTRY[name]
+
+
+def list_weights() -> list[str]:
+    """Names of the registered weights, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The cache root: `cache_dir` > $LIGHTPOSE_HOME > $XDG_CACHE_HOME/lightpose > ~/.cache/lightpose."""
+    return _settings(cache_dir, False)[0]
+
+
+def _settings(cache_dir: str | os.PathLike[str] | None, local_files_only: bool | None) -> tuple[Path, bool]:
+    """(cache root, offline): the one place reading the environment, at call time; explicit arguments win."""
+    if cache_dir is not None:
+        root = Path(cache_dir).expanduser()
+    elif os.environ.get("LIGHTPOSE_HOME"):
+        root = Path(os.environ["LIGHTPOSE_HOME"]).expanduser()
+    elif os.environ.get("XDG_CACHE_HOME"):
+        root = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "lightpose"
+    else:
+        root = Path.home() / ".cache" / "lightpose"
+    if local_files_only is not None:
+        return root, bool(local_files_only)
+    flag = os.environ.get("LIGHTPOSE_OFFLINE", "").strip().lower()
+    if flag not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
+        raise ValueError(f"LIGHTPOSE_OFFLINE={flag!r} is not understood; use 1 (offline) or 0 (downloads allowed)")
+    return root, flag in ("1", "true", "yes", "on")
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def _source(name_or_path_or_url: str | os.PathLike[str] | WeightsEntry | None) -> WeightsEntry | Path:
+    """A registry entry (a name, an entry, or an ad-hoc entry for a URL) or a local path."""
+    if name_or_path_or_url is None:
+        return get_weights(DEFAULT_WEIGHTS)
+    if isinstance(name_or_path_or_url, WeightsEntry):
+        return name_or_path_or_url
+    if isinstance(name_or_path_or_url, str) and name_or_path_or_url in _REGISTRY:
+        return _REGISTRY[name_or_path_or_url]
+    if isinstance(name_or_path_or_url, str) and _is_url(name_or_path_or_url):
+        url = name_or_path_or_url
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(urlparse(url).path).name) or "checkpoint.pth"
+        return WeightsEntry(name=url, urls=(url,), file_name=base.lstrip(".") or "checkpoint.pth")
+    path = Path(name_or_path_or_url).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: {os.fspath(name_or_path_or_url)!r} is not an existing file, an http(s) URL, or "
+            f"a registered weights name ({', '.join(list_weights())})"
+        )
+    return path
+
+
+def _cache_path(entry: WeightsEntry, root: Path) -> Path:
+    if entry.name in _REGISTRY and _REGISTRY[entry.name] == entry:
+        return root / "checkpoints" / entry.file_name
+    # unregistered (e.g. a bare URL): a folder per URL list, so two "model.pth" from different places never mix
+    key = hashlib.sha256("\n".join(entry.urls).encode()).hexdigest()[:16]
+    return root / "checkpoints" / f"url-{key}" / entry.file_name
+
+
+def resolve_checkpoint(
+    name_or_path_or_url: str | os.PathLike[str] | WeightsEntry | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    progress: bool = True,
+    num_refinement_stages: int | None = None,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> Path:
+    """Path of a verified local checkpoint: a local path as is, a name or URL from the cache or downloaded.
+
+    A download is checked (the registry sha256, else loadable weights-only with every key of a
+    LightweightOpenPose(num_refinement_stages) and the right shapes) before it is renamed into the cache; without a
+    registry hash its sha256 is pinned beside it and checked on every later load. `timeout` is (connect, read)
+    seconds; transient failures are retried `retries` times per URL after backoff * 2**k seconds.
+    """
+    source = _source(name_or_path_or_url)
+    if isinstance(source, Path):
+        return source
+    root, offline = _settings(cache_dir, local_files_only)
+    dest = _cache_path(source, root)
+    stages = num_refinement_stages if num_refinement_stages is not None else _entry_stages(source)
+    if dest.is_file():
+        _verify_cached(source, dest, stages)
+        return dest
+    if offline:
+        why = "local_files_only=True" if local_files_only else "LIGHTPOSE_OFFLINE is set"
+        raise NotCachedError(
+            f"{source.file_name} ({source.name}) is not in the cache folder {dest.parent} and downloads are off "
+            f"({why}). Download {source.urls[0]} by hand, e.g. `curl -L -o {dest} {source.urls[0]}`, or pass "
+            "the path of a copy you have, or allow downloads with local_files_only=False."
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(os.fspath(dest) + ".lock"):
+        if dest.is_file():  # another process finished it while we waited
+            _verify_cached(source, dest, stages)
+            return dest
+        _download_verified(source, dest, stages, progress=progress, timeout=timeout, retries=retries, backoff=backoff)
+    return dest
+
+
+def _download_verified(
+    entry: WeightsEntry,
+    dest: Path,
+    stages: int,
+    *,
+    progress: bool,
+    timeout: tuple[float, float],
+    retries: int,
+    backoff: float,
+) -> None:
+    """Download into `dest`.part, verify, pin (when no registry hash), then rename atomically to `dest`."""
+    part = dest.with_name(dest.name + ".part")
+    expected = entry.sha256 or _read_pin(dest)
+    digests: list[str] = []
+
+    def check(path: Path) -> None:
+        actual = sha256_file(path)
+        if expected is not None and actual != expected:
+            raise IntegrityError(f"sha256 mismatch: expected {expected}, got {actual}")
+        if entry.sha256 is None:
+            _validate_structure(path, stages, source=path.name)
+        digests.append(actual)
+
+    hint = (
+        f"Download it by hand, e.g. `curl -L -o {entry.file_name} {entry.urls[0]}`, and pass the path: "
+        f"lightpose.PoseEstimator.from_pretrained('/path/to/{entry.file_name}')."
+    )
+    url = download(
+        entry.urls, part, check=check, progress=progress, timeout=timeout, retries=retries, backoff=backoff, hint=hint
+    )
+    if entry.sha256 is None:
+        _write_atomic(_pin_path(dest), f"{digests[-1]}  {dest.name}\n")
+    os.replace(part, dest)
+    logger.info("downloaded %s from %s to %s", entry.name, url, dest)
+
+
+def _verify_cached(entry: WeightsEntry, dest: Path, stages: int) -> None:
+    """Refuse a cached file whose sha256 changed; pin (after a structure check) one that has no pin yet."""
+    expected, origin = (entry.sha256, "the registry") if entry.sha256 else (_read_pin(dest), str(_pin_path(dest)))
+    actual = sha256_file(dest)
+    if expected is None:
+        _validate_structure(dest, stages, source=os.fspath(dest))
+        _write_atomic(_pin_path(dest), f"{actual}  {dest.name}\n")
+    elif actual != expected:
+        raise IntegrityError(
+            f"cached checkpoint {dest} has sha256 {actual}, but {origin} expects {expected}: it changed after it "
+            f"was downloaded. Delete {dest} to download it again (and {_pin_path(dest)} if the publisher changed "
+            "the file on purpose)."
+        )
+
+
+def _validate_structure(path: Path, stages: int, source: str) -> None:
+    load_reference_state(LightweightOpenPose(num_refinement_stages=stages), load_checkpoint_file(path), source)
+
+
+def _entry_stages(entry: WeightsEntry) -> int:
+    return int(entry.meta.get("num_refinement_stages", 1))
+
+
+def _pin_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".sha256")
+
+
+def _read_pin(dest: Path) -> str | None:
+    pin = _pin_path(dest)
+    if not pin.exists():
+        return None
+    digest = (pin.read_text().split() or [""])[0]
+    if not _SHA256.fullmatch(digest):
+        raise IntegrityError(f"pin file {pin} does not hold a sha256; delete it and {dest} to download again")
+    return digest
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_model(
+    name_or_path_or_url: str | os.PathLike[str] | WeightsEntry | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    progress: bool = True,
+    num_refinement_stages: int | None = None,
+    **download_options: Any,
+) -> tuple[LightweightOpenPose, WeightsEntry | None]:
+    """A LightweightOpenPose on CPU in eval mode with the checkpoint's weights, and its entry when one was named.
+
+    Refinement stages: `num_refinement_stages`, else the entry's meta, else 1; extra checkpoint stages are
+    ignored, missing or mis-shaped keys raise CheckpointError. `download_options` go to resolve_checkpoint.
+    """
+    source = _source(name_or_path_or_url)
+    entry = source if isinstance(source, WeightsEntry) and not _is_url(source.name) else None
+    if num_refinement_stages is None:
+        num_refinement_stages = _entry_stages(entry) if entry is not None else 1
+    path = resolve_checkpoint(
+        source,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        progress=progress,
+        num_refinement_stages=num_refinement_stages,
+        **download_options,
+    )
+    model = LightweightOpenPose(num_refinement_stages=num_refinement_stages)
+    ignored = load_reference_state(model, load_checkpoint_file(path), source=os.fspath(path))
+    if ignored:
+        logger.debug("%s: ignored %d checkpoint keys the model does not use", path, len(ignored))
+    return model.eval(), entry
+
+
+register_weights(
+    WeightsEntry(
+        name=DEFAULT_WEIGHTS,
+        urls=(
+            "https://download.01.org/opencv/openvino_training_extensions/models/human_pose_estimation/"
+            "checkpoint_iter_370000.pth",
+            "https://storage.openvinotoolkit.org/repositories/openvino_training_extensions/models/"
+            "human_pose_estimation/checkpoint_iter_370000.pth",
+        ),
+        file_name="checkpoint_iter_370000.pth",
+        sha256=None,  # none is published: pinned on first download
+        meta={
+            "num_refinement_stages": 1,
+            "stored_refinement_stages": 3,
+            "num_params": 4_091_698,
+            "gflops": 15.31,
+            "gflops_input_hw": (256, 456),
+            "input_height": 256,
+            "coco_val2017_ap": 40.0,
+            "evaluation": "COCO val2017 keypoints, single scale, no flip, 1 refinement stage",
+            "dataset": "COCO 2017 keypoints (18-keypoint OpenPose layout)",
+            "license": "Apache-2.0",
+            "paper": "https://arxiv.org/abs/1811.12004",
+            "source": "https://github.com/Daniil-Osokin/lightweight-human-pose-estimation.pytorch",
+        },
+    )
+)
