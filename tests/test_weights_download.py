@@ -331,3 +331,31 @@ def test_concurrent_processes_download_once(server: FileServer, tmp_path: Path) 
     assert [child.exitcode for child in children] == [0, 0]
     assert len({path for path, _ in outcomes}) == 1 and all(n == 250 for _, n in outcomes)
     assert len(server.requests) == 1
+
+
+def test_stale_complete_part_file_restarts_after_416(server: FileServer, tmp_path: Path) -> None:
+    url = server.url("ckpt.pth")
+    weights.resolve_checkpoint(url, cache_dir=tmp_path / "probe", progress=False)  # learn the cache layout
+    cached = next((tmp_path / "probe").rglob("ckpt.pth"))
+    part = tmp_path / "run" / cached.parent.relative_to(tmp_path / "probe") / "ckpt.pth.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(server.files["ckpt.pth"] + b"junk")  # longer than the file: the server answers 416
+    path = weights.resolve_checkpoint(url, cache_dir=tmp_path / "run", progress=False, **FAST)
+    assert path.read_bytes() == server.files["ckpt.pth"] and not part.exists()
+    size = len(server.files["ckpt.pth"])
+    assert server.gets("ckpt.pth")[1:] == [f"bytes={size + 4}-", None]
+
+
+def test_file_put_into_the_cache_by_hand_is_validated_then_pinned(server: FileServer, tmp_path: Path) -> None:
+    url = server.url("ckpt.pth")
+    cached = weights.resolve_checkpoint(url, cache_dir=tmp_path, progress=False)
+    pin = cached.with_name("ckpt.pth.sha256")
+    pin.unlink()
+    cached.write_bytes(b"not a checkpoint")
+    with pytest.raises(weights.CheckpointError, match="ckpt.pth"):
+        weights.resolve_checkpoint(url, cache_dir=tmp_path, local_files_only=True)
+    assert not pin.exists()
+    cached.write_bytes(server.files["ckpt.pth"])
+    assert weights.resolve_checkpoint(url, cache_dir=tmp_path, local_files_only=True) == cached
+    assert pin.read_text().split()[0] == hashlib.sha256(server.files["ckpt.pth"]).hexdigest()
+    assert len(server.requests) == 1

@@ -111,7 +111,10 @@ def _transfer(
                 raise _RetryableError(f"HTTP {response.status_code} {response.reason}")
             if response.status_code not in (200, 206):
                 raise _FatalURLError(f"HTTP {response.status_code} {response.reason}")
-            if not (response.status_code == 206 and _range_start(response) == offset):
+            if response.status_code == 206 and _range_start(response) != offset:
+                part_path.unlink(missing_ok=True)
+                raise _RetryableError(f"HTTP 206 for another byte range than {offset}-; starting again")
+            if response.status_code == 200:
                 offset = 0  # the server ignored Range (or there was none): the body is the whole file
             length = response.headers.get("Content-Length")
             total = offset + int(length) if length is not None and length.isdigit() else None

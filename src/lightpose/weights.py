@@ -20,9 +20,9 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlparse
 
-from filelock import FileLock
-
-from lightpose._download import DEFAULT_TIMEOUT, DownloadError, download
+from lightpose import _cache
+from lightpose._cache import SHA256_PATTERN, IntegrityError, sha256_file
+from lightpose._download import DEFAULT_TIMEOUT, DownloadError
 from lightpose._safe_load import UnsafeCheckpointError, load_checkpoint_file
 from lightpose.model import CheckpointError, LightweightOpenPose, load_reference_state
 
@@ -48,12 +48,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = "lightweight-openpose-coco"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _RESERVED_SUFFIXES = (".part", ".lock", ".sha256")  # files beside a checkpoint that are never loaded
-
-
-class IntegrityError(ValueError):
-    """A cached checkpoint's sha256 differs from the registry's or from the one pinned at its first download."""
 
 
 class NotCachedError(FileNotFoundError):
@@ -83,7 +78,7 @@ class WeightsEntry:
             raise ValueError(f"WeightsEntry {self.name!r}: file_name must be a bare file name, got {self.file_name!r}")
         if self.file_name.endswith(_RESERVED_SUFFIXES):
             raise ValueError(f"WeightsEntry {self.name!r}: file_name must not end with {_RESERVED_SUFFIXES}")
-        if self.sha256 is not None and not _SHA256.fullmatch(self.sha256):
+        if self.sha256 is not None and not SHA256_PATTERN.fullmatch(self.sha256):
             raise ValueError(f"WeightsEntry {self.name!r}: sha256 must be 64 lowercase hex digits or None")
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
@@ -118,25 +113,7 @@ def list_weights() -> list[str]:
 
 def get_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The cache root: `cache_dir` > $LIGHTPOSE_HOME > $XDG_CACHE_HOME/lightpose > ~/.cache/lightpose."""
-    return _settings(cache_dir, False)[0]
-
-
-def _settings(cache_dir: str | os.PathLike[str] | None, local_files_only: bool | None) -> tuple[Path, bool]:
-    """(cache root, offline): the one place reading the environment, at call time; explicit arguments win."""
-    if cache_dir is not None:
-        root = Path(cache_dir).expanduser()
-    elif os.environ.get("LIGHTPOSE_HOME"):
-        root = Path(os.environ["LIGHTPOSE_HOME"]).expanduser()
-    elif os.environ.get("XDG_CACHE_HOME"):
-        root = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "lightpose"
-    else:
-        root = Path.home() / ".cache" / "lightpose"
-    if local_files_only is not None:
-        return root, bool(local_files_only)
-    flag = os.environ.get("LIGHTPOSE_OFFLINE", "").strip().lower()
-    if flag not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
-        raise ValueError(f"LIGHTPOSE_OFFLINE={flag!r} is not understood; use 1 (offline) or 0 (downloads allowed)")
-    return root, flag in ("1", "true", "yes", "on")
+    return _cache.settings(cache_dir, False)[0]
 
 
 def _is_url(value: str) -> bool:
@@ -193,11 +170,16 @@ def resolve_checkpoint(
     source = _source(name_or_path_or_url)
     if isinstance(source, Path):
         return source
-    root, offline = _settings(cache_dir, local_files_only)
+    root, offline = _cache.settings(cache_dir, local_files_only)
     dest = _cache_path(source, root)
     stages = num_refinement_stages if num_refinement_stages is not None else _entry_stages(source)
+
+    def validate(path: Path) -> None:
+        model = LightweightOpenPose(num_refinement_stages=stages)
+        load_reference_state(model, load_checkpoint_file(path), source=source.file_name)
+
     if dest.is_file():
-        _verify_cached(source, dest, stages)
+        _cache.verify(dest, sha256=source.sha256, validate=validate)
         return dest
     if offline:
         why = "local_files_only=True" if local_files_only else "LIGHTPOSE_OFFLINE is set"
@@ -206,104 +188,27 @@ def resolve_checkpoint(
             f"({why}). Download {source.urls[0]} by hand, e.g. `curl -L -o {dest} {source.urls[0]}`, or pass "
             "the path of a copy you have, or allow downloads with local_files_only=False."
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(os.fspath(dest) + ".lock"):
-        if dest.is_file():  # another process finished it while we waited
-            _verify_cached(source, dest, stages)
-            return dest
-        _download_verified(source, dest, stages, progress=progress, timeout=timeout, retries=retries, backoff=backoff)
-    return dest
-
-
-def _download_verified(
-    entry: WeightsEntry,
-    dest: Path,
-    stages: int,
-    *,
-    progress: bool,
-    timeout: tuple[float, float],
-    retries: int,
-    backoff: float,
-) -> None:
-    """Download into `dest`.part, verify, pin (when no registry hash), then rename atomically to `dest`."""
-    part = dest.with_name(dest.name + ".part")
-    expected = entry.sha256 or _read_pin(dest)
-    digests: list[str] = []
-
-    def check(path: Path) -> None:
-        actual = sha256_file(path)
-        if expected is not None and actual != expected:
-            raise IntegrityError(f"sha256 mismatch: expected {expected}, got {actual}")
-        if entry.sha256 is None:
-            _validate_structure(path, stages, source=path.name)
-        digests.append(actual)
-
     hint = (
-        f"Download it by hand, e.g. `curl -L -o {entry.file_name} {entry.urls[0]}`, and pass the path: "
-        f"lightpose.PoseEstimator.from_pretrained('/path/to/{entry.file_name}')."
+        f"Download it by hand, e.g. `curl -L -o {source.file_name} {source.urls[0]}`, and pass the path: "
+        f"lightpose.PoseEstimator.from_pretrained('/path/to/{source.file_name}')."
     )
-    url = download(
-        entry.urls, part, check=check, progress=progress, timeout=timeout, retries=retries, backoff=backoff, hint=hint
+    _cache.fill(
+        dest,
+        source.urls,
+        sha256=source.sha256,
+        validate=validate,
+        progress=progress,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        hint=hint,
     )
-    if entry.sha256 is None:
-        _write_atomic(_pin_path(dest), f"{digests[-1]}  {dest.name}\n")
-    os.replace(part, dest)
-    logger.info("downloaded %s from %s to %s", entry.name, url, dest)
-
-
-def _verify_cached(entry: WeightsEntry, dest: Path, stages: int) -> None:
-    """Refuse a cached file whose sha256 changed; pin (after a structure check) one that has no pin yet."""
-    expected, origin = (entry.sha256, "the registry") if entry.sha256 else (_read_pin(dest), str(_pin_path(dest)))
-    actual = sha256_file(dest)
-    if expected is None:
-        _validate_structure(dest, stages, source=os.fspath(dest))
-        _write_atomic(_pin_path(dest), f"{actual}  {dest.name}\n")
-    elif actual != expected:
-        raise IntegrityError(
-            f"cached checkpoint {dest} has sha256 {actual}, but {origin} expects {expected}: it changed after it "
-            f"was downloaded. Delete {dest} to download it again (and {_pin_path(dest)} if the publisher changed "
-            "the file on purpose)."
-        )
-
-
-def _validate_structure(path: Path, stages: int, source: str) -> None:
-    load_reference_state(LightweightOpenPose(num_refinement_stages=stages), load_checkpoint_file(path), source)
+    logger.info("%s is cached at %s", source.name, dest)
+    return dest
 
 
 def _entry_stages(entry: WeightsEntry) -> int:
     return int(entry.meta.get("num_refinement_stages", 1))
-
-
-def _pin_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".sha256")
-
-
-def _read_pin(dest: Path) -> str | None:
-    pin = _pin_path(dest)
-    if not pin.exists():
-        return None
-    digest = (pin.read_text().split() or [""])[0]
-    if not _SHA256.fullmatch(digest):
-        raise IntegrityError(f"pin file {pin} does not hold a sha256; delete it and {dest} to download again")
-    return digest
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_model(
