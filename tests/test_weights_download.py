@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+import lightpose
 from lightpose import weights
 from lightpose.weights import DownloadError, IntegrityError, NotCachedError, WeightsEntry
 from test_weights import _WritesMarker, train_style_checkpoint
@@ -358,4 +360,11 @@ def test_file_put_into_the_cache_by_hand_is_validated_then_pinned(server: FileSe
     cached.write_bytes(server.files["ckpt.pth"])
     assert weights.resolve_checkpoint(url, cache_dir=tmp_path, local_files_only=True) == cached
     assert pin.read_text().split()[0] == hashlib.sha256(server.files["ckpt.pth"]).hexdigest()
+    assert len(server.requests) == 1
+
+
+def test_pose_estimator_from_pretrained_uses_the_cache(server: FileServer, tmp_path: Path) -> None:
+    estimator = lightpose.PoseEstimator.from_pretrained(server.url("ckpt.pth"), cache_dir=tmp_path, progress=False)
+    again = lightpose.PoseEstimator.from_pretrained(server.url("ckpt.pth"), cache_dir=tmp_path, local_files_only=True)
+    assert isinstance(estimator(np.zeros((64, 80, 3), np.uint8)), list) and again is not estimator
     assert len(server.requests) == 1
