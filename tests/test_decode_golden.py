@@ -29,19 +29,20 @@ def sha256(maps_chw: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(maps_chw.transpose(1, 2, 0)).tobytes()).hexdigest()
 
 
-def check_case(decode, heatmaps, pafs, case):
+def check_case(decode, heatmaps, pafs, case, method="fast"):
     up_heatmaps, up_pafs = upsample_maps(heatmaps, 4), upsample_maps(pafs, 4)
     assert sha256(up_heatmaps) == str(decode[f"case{case}_upsampled_heatmaps_sha256"])
     assert sha256(up_pafs) == str(decode[f"case{case}_upsampled_pafs_sha256"])
-    entries, keypoints = decode_upsampled(up_heatmaps, up_pafs)
+    entries, keypoints = decode_upsampled(up_heatmaps, up_pafs, method=method)
     np.testing.assert_array_equal(keypoints, decode[f"case{case}_all_keypoints"])
     np.testing.assert_array_equal(entries, decode[f"case{case}_entries"])
 
 
+@pytest.mark.parametrize("method", ["fast", "reference"])
 @pytest.mark.parametrize("case", range(11))
-def test_decoder_reproduces_reference_exactly(golden, case):
+def test_decoder_reproduces_reference_exactly(golden, case, method):
     decode, network = golden
-    check_case(decode, *case_maps(decode, network, case), case)
+    check_case(decode, *case_maps(decode, network, case), case, method)
 
 
 @pytest.mark.parametrize("case", [4, 10])
