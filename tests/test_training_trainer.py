@@ -161,6 +161,29 @@ def test_gradient_accumulation_averages_micro_batches(tmp_path: Path, monkeypatc
     assert [record[n] for n in loss_names(2)] == pytest.approx(both["losses"].tolist(), rel=1e-5)
 
 
+def test_channels_last_and_single_process_sync_bn_train_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    states, first_losses = {}, {}
+    for name, options in {"plain": {}, "channels_last": {"channels_last": True}, "sync_bn": {"sync_bn": True}}.items():
+        path = Trainer(tiny_config(experiment_name=name, max_iterations=2, **options), TinyDataset()).run()
+        states[name] = torch.load(str(path), weights_only=True)["state_dict"]
+        first_losses[name] = [read_metrics(tmp_path / f"{name}_checkpoints")[0][n] for n in loss_names(2)]
+    assert states["sync_bn"].keys() == states["plain"].keys()
+    assert first_losses["sync_bn"] == first_losses["plain"]
+    assert first_losses["channels_last"] == pytest.approx(first_losses["plain"], rel=1e-5)
+    for key, value in states["plain"].items():
+        assert torch.equal(states["sync_bn"][key], value), key
+        assert states["channels_last"][key].is_contiguous()
+        if "running_" not in key and "num_batches" not in key:
+            # other conv kernels round differently and Adam's first steps (lr x multiplier, up to 8 x 4e-5 each)
+            # follow the sign of near-zero gradients (biases before BN): 2 steps of up to ~1.5 x 3.2e-4 each way
+            torch.testing.assert_close(states["channels_last"][key], value, atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="--amp bf16 needs a CUDA device"):
+        Trainer(tiny_config(amp="bf16"), TinyDataset())
+
+
 # -- resume ----------------------------------------------------------------------------------------------------
 def _script(settings: dict[str, Any], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
@@ -206,6 +229,23 @@ def test_resume_after_kill_9_continues_exactly(tmp_path: Path, monkeypatch: pyte
     assert [r["iter"] for r in resumed_records] == list(range(1, total + 1))  # the killed run's extra lines dropped
     drop_time = [{k: v for k, v in r.items() if k != "time"} for r in resumed_records]
     assert drop_time == [{k: v for k, v in r.items() if k != "time"} for r in straight_records]
+
+
+def test_sigterm_stops_at_an_iteration_with_a_checkpoint(tmp_path: Path) -> None:
+    process = _script({"num_workers": 1, "checkpoint_after": 2, "max_iterations": 1000}, tmp_path)
+    folder = tmp_path / "default_checkpoints"
+    deadline = time.monotonic() + 60
+    while not (folder / "checkpoint_iter_2.pth").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0].decode()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0, output
+    last = max(int(p.stem.rsplit("_", 1)[1]) for p in folder.glob("checkpoint_iter_*.pth"))
+    assert 2 <= last < 1000
+    assert torch.load(folder / f"checkpoint_iter_{last}.pth", weights_only=True)["iter"] == last
+    assert read_metrics(folder)[-1]["iter"] == last
+    assert output.count("stopping after this iteration") == 1
 
 
 def test_resume_needs_training_state_and_a_fitting_optimizer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

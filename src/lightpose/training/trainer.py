@@ -444,7 +444,11 @@ class Trainer:
         if threading.current_thread() is not threading.main_thread():
             return {}
 
+        main_pid = os.getpid()
+
         def request_stop(signum: int, _frame: object) -> None:
+            if os.getpid() != main_pid:
+                return  # a DataLoader worker (forked with this handler): keep serving the main process
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
