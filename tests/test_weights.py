@@ -238,3 +238,9 @@ def test_golden_checkpoint_loads_by_path(golden_dir: Path) -> None:
     model3, _ = weights.load_model(path, num_refinement_stages=3)
     key = "refinement_stages.2.pafs.1.0.bias"
     assert torch.equal(model3.state_dict()[key], raw["state_dict"][key])
+
+
+def test_entries_are_hashable_and_compare_by_value() -> None:
+    a = WeightsEntry(name="n", urls=["https://example.org/x.pth"], file_name="x.pth", meta={"k": 1})
+    b = WeightsEntry(name="n", urls=("https://example.org/x.pth",), file_name="x.pth", meta={"k": 1})
+    assert a == b and hash(a) == hash(b) and a.urls == ("https://example.org/x.pth",)

@@ -59,9 +59,12 @@ def download(
     """
     if not urls:
         raise ValueError("download() needs at least one URL")
+    if retries < 0 or backoff < 0:
+        raise ValueError(f"retries and backoff must be >= 0, got retries={retries}, backoff={backoff}")
     attempts: list[tuple[str, str]] = []
     with requests.Session() as session:
         for url in urls:
+            logger.info("downloading %s to %s", url, part_path)
             for attempt in range(retries + 1):
                 try:
                     _transfer(session, url, part_path, progress=progress, timeout=timeout)

@@ -57,16 +57,18 @@ class NotCachedError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One published checkpoint: mirrors tried in order, its sha256 when published, and readable metadata.
+    """One published checkpoint: mirrors tried in order, its sha256 when published, and read-only metadata.
 
-    meta["num_refinement_stages"] is the number of refinement stages the model is built with.
+    meta of registered entries (a test enforces it): num_refinement_stages (built), stored_refinement_stages,
+    num_params, gflops (2 x conv multiply-accumulates at gflops_input_hw), input_height, coco_val2017_ap,
+    evaluation, dataset, license, paper, source. Only num_refinement_stages is read by the loader (default 1).
     """
 
     name: str
     urls: tuple[str, ...]
     file_name: str
     sha256: str | None = None
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.name:
