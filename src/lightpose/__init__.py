@@ -1,6 +1,7 @@
 """lightpose: real-time 2D multi-person pose estimation (Lightweight OpenPose)."""
 
 from lightpose.decode import decode_poses
+from lightpose.draw import draw_poses
 from lightpose.estimator import PoseEstimator
 from lightpose.model import LightweightOpenPose
 from lightpose.pose import Keypoint, Pose
@@ -14,4 +15,5 @@ __all__ = [
     "PoseEstimator",
     "__version__",
     "decode_poses",
+    "draw_poses",
 ]

@@ -31,7 +31,8 @@ def draw_poses(
     As the reference demo: the 17 drawn limbs (lines `thickness` 2) and their keypoints (filled circles of
     `radius` 3), blended as original * (1 - opacity) + drawing * opacity (0.6 / 0.4); then, unblended, the
     keypoints' bounding boxes (`bbox`) and "id: N" labels (`ids`; None = when any pose has an id).
-    Coordinates are truncated to integer pixels. Returns a new image, or `image` itself drawn on when `inplace`.
+    Coordinates are truncated to integer pixels, as the reference does. Returns a new image, or `image`
+    itself drawn on when `inplace`.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
@@ -39,29 +40,41 @@ def draw_poses(
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
     drawing = image.copy()
-    for pose in poses:
-        _draw_skeleton(drawing, pose, limb_color, keypoint_color, radius, thickness)
+    pixels = [_pixels(pose) for pose in poses]
+    for pose, points in zip(poses, pixels):
+        _draw_skeleton(drawing, pose.found, points, limb_color, keypoint_color, radius, thickness)
     out = cv2.addWeighted(image, 1.0 - opacity, drawing, opacity, 0.0, dst=image if inplace else None)
     if ids is None:
         ids = any(pose.id is not None for pose in poses)
-    for pose in poses:
-        box = pose.bbox
-        if box is None:
+    for pose, points in zip(poses, pixels):
+        found = points[pose.found]
+        if not len(found):
             continue
-        x, y, w, h = (int(v) for v in box)
+        (x0, y0), (x1, y1) = found.min(axis=0), found.max(axis=0) + 1  # cv2.boundingRect of the pixels
         if bbox:
-            cv2.rectangle(out, (x, y), (x + w, y + h), BBOX_COLOR)
+            cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), BBOX_COLOR)
         if ids and pose.id is not None:
-            cv2.putText(out, f"id: {pose.id}", (x, y - 16), cv2.FONT_HERSHEY_COMPLEX, 0.5, ID_COLOR)
+            cv2.putText(out, f"id: {pose.id}", (int(x0), int(y0) - 16), cv2.FONT_HERSHEY_COMPLEX, 0.5, ID_COLOR)
     return out
 
 
-def _draw_skeleton(
-    canvas: np.ndarray, pose: Pose, limb_color: Color, keypoint_color: Color, radius: int, thickness: int
-) -> None:
+def _pixels(pose: Pose) -> np.ndarray:
+    """int64 (18, 2) keypoint pixels, truncated toward zero as the reference; 0 where missing."""
+    points = np.zeros((len(pose.keypoints), 2), dtype=np.int64)
     found = pose.found
-    points = np.zeros((len(found), 2), dtype=np.int64)
-    points[found] = pose.keypoints[found, :2].astype(np.int64)  # truncation toward zero, as the reference
+    points[found] = pose.keypoints[found, :2].astype(np.int64)
+    return points
+
+
+def _draw_skeleton(
+    canvas: np.ndarray,
+    found: np.ndarray,
+    points: np.ndarray,
+    limb_color: Color,
+    keypoint_color: Color,
+    radius: int,
+    thickness: int,
+) -> None:
     for a, b in DRAWN_LIMBS:
         if found[a] and found[b]:
             cv2.line(canvas, _pt(points[a]), _pt(points[b]), limb_color, thickness)

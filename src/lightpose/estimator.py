@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Union, overload
 
@@ -124,6 +124,19 @@ class PoseEstimator:
                 for row, index in enumerate(chunk):
                     results[index] = self.decode(heatmaps[row], pafs[row], prepared[index][1])
         return results
+
+    def stream(
+        self,
+        source: int | str | os.PathLike | Sequence[str | os.PathLike],
+        *,
+        track: bool = True,
+        smooth: bool | None = None,
+    ) -> Iterator[tuple[np.ndarray, list[Pose]]]:
+        """(BGR frame, poses) for each frame of a webcam index, video file, stream URL, image, folder or list of
+        images, with tracked ids and One-Euro smoothing (see `lightpose.streaming.stream`)."""
+        from lightpose.streaming import stream
+
+        return stream(self, source, track=track, smooth=smooth)
 
     @staticmethod
     def _load(image: ImageInput) -> np.ndarray:
