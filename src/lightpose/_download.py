@@ -10,8 +10,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 import requests
+import urllib3
 from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
@@ -124,8 +126,14 @@ def _transfer(
             _write_body(response, part_path, offset, total, progress=progress)
     except requests.Timeout as exc:
         raise _RetryableError(f"timed out ({type(exc).__name__}: {exc})") from exc
-    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-        raise _RetryableError(f"connection failed ({type(exc).__name__}: {exc})") from exc
+    except requests.ConnectionError as exc:
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None  # urllib3's own, shorter message
+        name_error = getattr(urllib3.exceptions, "NameResolutionError", ())  # urllib3 >= 2
+        if isinstance(reason, name_error):  # offline or a wrong host: waiting will not help, try the next mirror
+            raise _FatalURLError(f"could not resolve host {urlparse(url).hostname} (offline?)") from exc
+        raise _RetryableError(f"connection failed ({reason or exc})") from exc
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise _RetryableError(f"connection broken ({exc})") from exc
     except requests.RequestException as exc:
         raise _FatalURLError(f"request failed ({type(exc).__name__}: {exc})") from exc
 
