@@ -319,17 +319,18 @@ def test_validation_runs_every_val_after_on_a_copy(tmp_path: Path, monkeypatch: 
 
     def fake_evaluate_coco(estimator: PoseEstimator, labels: str, images: str, **kwargs: Any) -> dict[str, float]:
         model = estimator.backend.model  # type: ignore[attr-defined]
-        calls.append((labels, images, model.training, model))
+        calls.append((labels, images, model.training, model, kwargs.get("subset")))
         return {"AP": 0.25 + len(calls), "AR": 0.5}
 
     monkeypatch.setattr(evaluate_module, "evaluate_coco", fake_evaluate_coco)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "val.json").write_text("{}")
     (tmp_path / "val_images").mkdir()
-    config = tiny_config(max_iterations=5, val_after=2, val_labels="val.json", val_images_folder="val_images")
+    validation = {"val_labels": "val.json", "val_images_folder": "val_images", "val_subset": 3}
+    config = tiny_config(max_iterations=5, val_after=2, **validation)
     trainer = Trainer(config, TinyDataset())
     trainer.run()
-    assert [(c[0], c[1], c[2]) for c in calls] == [("val.json", "val_images", False)] * 2
+    assert [(c[0], c[1], c[2], c[4]) for c in calls] == [("val.json", "val_images", False, 3)] * 2
     assert all(c[3] is not trainer.module for c in calls) and trainer.module.training
     val = [r for r in read_metrics(tmp_path / "default_checkpoints") if "val" in r]
     assert [(r["iter"], r["val"]["AP"]) for r in val] == [(2, 1.25), (4, 2.25)]

@@ -36,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--log-after", type=int, default=100, help="iterations (default 100)")
     parser.add_argument("--val-labels", help="COCO keypoints JSON for validation AP (with --val-images-folder)")
     parser.add_argument("--val-images-folder", help="images of --val-labels")
+    parser.add_argument("--val-subset", type=int, help="validate on this many images (the reference's subset: 250)")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"stop after this many epochs (default {EPOCHS})")
     parser.add_argument("--max-iterations", type=int, help="stop after this many iterations")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         weights_only=args.weights_only,
         val_labels=args.val_labels,
         val_images_folder=args.val_images_folder,
+        val_subset=args.val_subset,
         device=args.device,
         amp=args.amp,
         channels_last=args.channels_last,

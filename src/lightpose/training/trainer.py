@@ -75,6 +75,7 @@ class TrainConfig:
     weights_only: bool = False
     val_labels: str | None = None
     val_images_folder: str | None = None
+    val_subset: int | None = None
     device: str | None = None
     amp: str | None = None
     channels_last: bool = False
@@ -104,6 +105,8 @@ class TrainConfig:
             raise ValueError(f"--amp must be one of {', '.join(AMP_DTYPES)}, got {self.amp!r}")
         if (self.weights_only or self.from_mobilenet) and not self.checkpoint_path:
             raise ValueError("--weights-only and --from-mobilenet need --checkpoint-path (the file to load)")
+        if self.val_subset is not None and self.val_subset < 1:
+            raise ValueError(f"--val-subset must be >= 1, got {self.val_subset}")
         if (self.val_labels is None) != (self.val_images_folder is None):
             raise ValueError("validation needs both --val-labels and --val-images-folder")
 
@@ -241,11 +244,13 @@ class Trainer:
         self.iteration = 0
         self.epoch = 0
         self.position = 0  # micro-batches of this epoch already trained (at the last completed iteration)
-        if resume:
-            assert checkpoint is not None
+        if checkpoint is not None and resume:
             self._resume(checkpoint, source)
         self.last_saved = self.iteration
-        self.stop_requested = False
+        self.signal_received = False  # set by SIGINT/SIGTERM in this process
+        self.stop_requested = False  # set when any process received one (agreed through the loss all-reduce)
+        self.window = torch.zeros(2 * (config.num_refinement_stages + 1), dtype=torch.float64)  # summed stage losses
+        self.window_batches = 0
         self.metrics_path = config.checkpoints_dir / "metrics.jsonl"
         if self.runtime.is_main:
             _keep_metrics_up_to(self.metrics_path, self.iteration)
@@ -312,8 +317,6 @@ class Trainer:
             total = min(total, config.max_iterations)
         show = config.progress and self.runtime.is_main
         bar = tqdm(total=total, initial=min(self.iteration, total), disable=not show, unit="iter")
-        self.window = torch.zeros(2 * (config.num_refinement_stages + 1), dtype=torch.float64)
-        self.window_batches = 0
         previous_handlers = self._install_signal_handlers()
         try:
             self.model.train()
@@ -388,7 +391,7 @@ class Trainer:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=self.config.amp is not None):
                 outputs = self.model(images)
             losses = stage_losses(outputs, *targets)
-            summary = torch.cat([losses.detach(), torch.tensor([float(self.stop_requested)], device=device)])
+            summary = torch.cat([losses.detach(), torch.tensor([float(self.signal_received)], device=device)])
             if self.runtime.distributed:
                 dist.all_reduce(summary)
                 summary[:-1] /= self.runtime.world_size
@@ -406,7 +409,7 @@ class Trainer:
         if self.iteration % config.checkpoint_after == 0:
             self.save()
         if self.evaluate is not None and self.iteration % config.val_after == 0:
-            self._validate()
+            self._validate(self.evaluate)
 
     def _log_losses(self, bar: tqdm) -> None:
         means = (self.window / max(self.window_batches, 1)).tolist()
@@ -427,14 +430,12 @@ class Trainer:
         bar.write(f"iter {self.iteration} epoch {self.epoch} lr {record['lr']:.3g}: {stages}")
         bar.set_postfix(loss=f"{record['loss']:.4g}")
 
-    def _validate(self) -> None:
+    def _validate(self, evaluate: Callable[[nn.Module, torch.device], dict[str, float]]) -> None:
         if self.runtime.is_main:
-            assert self.evaluate is not None
             network = copy.deepcopy(self.module).float().eval()
-            stats = self.evaluate(network, self.runtime.device)
+            stats = evaluate(network, self.runtime.device)
             _append_metrics(self.metrics_path, {"iter": self.iteration, "epoch": self.epoch, "val": stats})
             tqdm.write(f"iter {self.iteration}: validation AP {stats.get('AP', float('nan')):.4f}")
-        self.model.train()
 
     # -- interrupts ------------------------------------------------------------------------------------------
     def _install_signal_handlers(self) -> dict[int, Any]:
@@ -449,9 +450,9 @@ class Trainer:
         def request_stop(signum: int, _frame: object) -> None:
             if os.getpid() != main_pid:
                 return  # a DataLoader worker (forked with this handler): keep serving the main process
-            if self.stop_requested:
+            if self.signal_received:
                 raise KeyboardInterrupt
-            self.stop_requested = True
+            self.signal_received = True
             print(f"\nsignal {signum}: stopping after this iteration (again to abort)", file=sys.stderr)
 
         previous: dict[int, Any] = {}
@@ -478,7 +479,8 @@ def _validation_function(config: TrainConfig) -> Callable[[nn.Module, torch.devi
             raise FileNotFoundError(f"{path} does not exist: check --val-labels / --val-images-folder")
 
     def evaluate(network: nn.Module, device: torch.device) -> dict[str, float]:
-        return evaluate_coco(PoseEstimator(network, device=device), labels, images, progress=config.progress)
+        estimator = PoseEstimator(network, device=device)
+        return evaluate_coco(estimator, labels, images, subset=config.val_subset, progress=config.progress)
 
     return evaluate
 
