@@ -244,3 +244,13 @@ def test_entries_are_hashable_and_compare_by_value() -> None:
     a = WeightsEntry(name="n", urls=["https://example.org/x.pth"], file_name="x.pth", meta={"k": 1})
     b = WeightsEntry(name="n", urls=("https://example.org/x.pth",), file_name="x.pth", meta={"k": 1})
     assert a == b and hash(a) == hash(b) and a.urls == ("https://example.org/x.pth",)
+
+
+def test_legacy_non_zip_checkpoint_loads_weights_only(tmp_path: Path) -> None:
+    """The published file dates from PyTorch 0.4.1, before the zip format."""
+    original = train_style_checkpoint(seed=2)
+    path = tmp_path / "legacy.pth"
+    torch.save(original, path, _use_new_zipfile_serialization=False)
+    model, _ = weights.load_model(path)
+    key = "refinement_stages.0.trunk.4.trunk.1.0.weight"
+    assert torch.equal(model.state_dict()[key], original["state_dict"][key])
