@@ -1,14 +1,17 @@
-"""PoseTracker ids (the reference's similarity rule) and One-Euro smoothing."""
+"""PoseTracker ids (the reference's similarity rule), One-Euro smoothing, and both applied to a stream."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from lightpose.pose import Pose
 from lightpose.skeleton import KEYPOINT_INDEX, NUM_KEYPOINTS
+from lightpose.streaming import stream_frames
 from lightpose.tracking import OneEuroFilter, PoseTracker
 
 # A standing person about 60 x 150 px: keypoint offsets from the neck, internal order.
@@ -183,3 +186,26 @@ def test_tracker_rejects_bad_settings() -> None:
         PoseTracker(min_keypoints=0)
     with pytest.raises(ValueError, match="beta"):
         PoseTracker(beta=-1)
+
+
+def test_stream_frames_gives_tracked_smoothed_poses_per_frame(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), np.zeros((8, 8, 3), np.uint8))
+    calls = iter(range(100))
+
+    def walking_person(image: np.ndarray) -> list[Pose]:
+        assert image.shape == (8, 8, 3)
+        t = next(calls)
+        return [person(100 + 3 * t, 100)]
+
+    results = list(stream_frames(walking_person, folder, track=True))
+    assert [frame.index for frame, _ in results] == list(range(5))
+    assert [poses[0].id for _, poses in results] == [0] * 5
+    neck_x = [poses[0].keypoints[1, 0] for _, poses in results]
+    assert neck_x[0] == 100 and all(100 < x < 100 + 3 * t for t, x in enumerate(neck_x) if t)  # smoothed: lags
+    unsmoothed = list(stream_frames(walking_person, folder, track=True, smooth=False))
+    assert [poses[0].keypoints[1, 0] for _, poses in unsmoothed] == [100 + 3 * t for t in range(5, 10)]
+    untracked = list(stream_frames(walking_person, folder, track=False))
+    assert all(poses[0].id is None for _, poses in untracked)

@@ -1,0 +1,139 @@
+"""Frame sources: video files, stream URLs, cameras, image files and folders; est.stream over them."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lightpose.estimator import PoseEstimator
+from lightpose.model import LightweightOpenPose
+from lightpose.sources import ImageSource, SourceError, VideoSource, image_files, open_source
+
+
+def write_video(path: Path, frames: int = 6, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
+    for i in range(frames):
+        image = np.full((size[1], size[0], 3), 30, np.uint8)
+        cv2.circle(image, (8 + 8 * i, size[1] // 2), 5, (255, 255, 255), -1)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def write_image(path: Path, value: int, size: tuple[int, int] = (32, 24)) -> Path:
+    cv2.imwrite(str(path), np.full((size[1], size[0], 3), value, np.uint8))
+    return path
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    return write_video(tmp_path / "clip.avi")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "images"
+    root.mkdir()
+    for name, value in [("b.png", 20), ("a.jpg", 10), ("c.bmp", 30)]:
+        write_image(root / name, value)
+    (root / "notes.txt").write_text("not an image")
+    (root / "sub").mkdir()
+    write_image(root / "sub" / "d.png", 40)  # subfolders are not searched
+    return root
+
+
+def test_video_file_frames_length_fps_and_timestamps(video: Path) -> None:
+    with open_source(video) as source:
+        assert isinstance(source, VideoSource)
+        assert source.length == 6 and source.fps == pytest.approx(10.0) and not source.live
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(6))
+    assert [f.timestamp for f in frames] == pytest.approx([i / 10.0 for i in range(6)])
+    assert all(f.image.shape == (48, 64, 3) and f.image.dtype == np.uint8 and f.path is None for f in frames)
+    # the moving dot is where it was drawn
+    assert frames[3].image[24, 32].min() > 200 and frames[0].image[24, 32].max() < 80
+
+
+def test_folder_gives_its_images_sorted(folder: Path) -> None:
+    source = open_source(folder)
+    assert isinstance(source, ImageSource) and source.length == 3 and source.fps is None
+    frames = list(source)
+    assert [f.path.name for f in frames if f.path] == ["a.jpg", "b.png", "c.bmp"]
+    assert [int(f.image[0, 0, 0]) for f in frames] == [10, 20, 30]
+    assert all(f.timestamp is None for f in frames)
+
+
+def test_lists_mix_files_and_folders(folder: Path) -> None:
+    files = image_files([folder / "c.bmp", folder / "sub", folder])
+    assert [p.name for p in files] == ["c.bmp", "d.png", "a.jpg", "b.png", "c.bmp"]
+    assert open_source([str(folder / "b.png")]).length == 1
+    single = open_source(folder / "b.png")
+    assert isinstance(single, ImageSource) and single.length == 1
+
+
+def test_missing_and_wrong_inputs_are_named(tmp_path: Path, folder: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+        open_source(tmp_path / "nope.mp4")
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        open_source([folder / "a.jpg", folder / "nope.png"])
+    with pytest.raises(ValueError, match="notes.txt is not an image"):
+        open_source([folder / "notes.txt"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no image files.*empty"):
+        open_source(empty)
+    with pytest.raises(TypeError):
+        open_source(True)
+
+
+def test_unopenable_video_file_camera_and_url_raise_source_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video")
+    with pytest.raises(SourceError, match="junk.mp4"):
+        open_source(junk)
+    with pytest.raises(SourceError, match="camera 97"):
+        open_source("97")
+    with pytest.raises(SourceError, match="http://127.0.0.1:9/"):
+        open_source("http://127.0.0.1:9/missing.mjpg")
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path) -> Iterator[str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_stream_url_is_read_as_a_live_source(video: Path, http_folder: str) -> None:
+    with open_source(f"{http_folder}/{video.name}") as source:
+        assert source.live and source.length is None
+        frames = list(source)
+    assert len(frames) == 6 and frames[0].image.shape == (48, 64, 3)
+    timestamps = [f.timestamp for f in frames]
+    assert timestamps == sorted(timestamps) and timestamps[0] is not None and timestamps[0] >= 0
+
+
+def test_estimator_stream_yields_frames_and_tracked_poses(folder: Path, video: Path) -> None:
+    torch.manual_seed(0)
+    est = PoseEstimator(LightweightOpenPose(), device="cpu", height=64)
+    pairs = list(est.stream(video))
+    assert len(pairs) == 6
+    assert all(frame.shape == (48, 64, 3) and isinstance(poses, list) for frame, poses in pairs)
+    assert [frame.shape for frame, _ in est.stream(folder, track=False)] == [(24, 32, 3)] * 3
+    with pytest.raises(FileNotFoundError, match="nope"):
+        est.stream(folder / "nope")
+    with pytest.raises(ValueError, match="track=True"):
+        est.stream(folder, track=False, smooth=True)
