@@ -399,6 +399,12 @@ def test_cli_bad_inputs_are_one_line_errors(
     code, err = _train_cli([*prepared_people, *base, "--checkpoint-path", str(wrong), "--weights-only"], capsys)
     assert code == 2 and "wrong.pth" in err and "wrong shape" in err and len(err.strip().splitlines()) == 1
 
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"not a checkpoint")
+    code, err = _train_cli([*prepared_people, *base, "--checkpoint-path", str(corrupt)], capsys)
+    assert code == 2 and "corrupt.pth is not a readable PyTorch checkpoint" in err
+    assert len(err.strip().splitlines()) == 1
+
     code, err = _train_cli([*prepared_people, *base, "--weights-only"], capsys)
     assert code == 2 and "--checkpoint-path" in err
     assert not (tmp_path / "default_checkpoints").exists()
