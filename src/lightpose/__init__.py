@@ -1,5 +1,6 @@
 """lightpose: real-time 2D multi-person pose estimation (Lightweight OpenPose)."""
 
+from lightpose import weights  # lightpose.weights.list_weights() works after `import lightpose`
 from lightpose.decode import decode_poses
 from lightpose.draw import draw_poses
 from lightpose.estimator import PoseEstimator
@@ -16,4 +17,5 @@ __all__ = [
     "__version__",
     "decode_poses",
     "draw_poses",
+    "weights",
 ]
