@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightpose.backends import Backend, TorchBackend
+from lightpose.backends import Backend, make_backend
 from lightpose.decode import decode_upsampled, entries_to_poses, upsample_maps
 from lightpose.model import STRIDE
 from lightpose.pose import Pose
@@ -49,12 +49,19 @@ class PoseEstimator:
         device: str | torch.device | None = None,
         height: int = 256,
         upsample: int = 4,
+        backend: str = "torch",
+        precision: str = "fp32",
     ) -> None:
         if height < STRIDE or height % STRIDE:
             raise ValueError(f"height must be a positive multiple of {STRIDE}, got {height}")
         if upsample < 1:
             raise ValueError(f"upsample must be >= 1, got {upsample}")
-        self.backend: Backend = TorchBackend(model, device) if isinstance(model, nn.Module) else model
+        if isinstance(model, nn.Module):
+            self.backend: Backend = make_backend(model, backend, device=device, precision=precision)
+        elif (backend, precision) != ("torch", "fp32"):
+            raise ValueError("backend/precision apply to a torch model; a ready Backend object is used as given")
+        else:
+            self.backend = model
         self.height = height
         self.upsample = upsample
 
@@ -68,15 +75,20 @@ class PoseEstimator:
         cache_dir: str | os.PathLike | None = None,
         local_files_only: bool | None = None,
         progress: bool = True,
+        backend: str = "torch",
+        precision: str = "fp32",
     ) -> PoseEstimator:
         """Build an estimator from a registered weights name (default: the published COCO model), a local
-        checkpoint path or an http(s) URL; downloads are cached and verified (see `lightpose.weights`)."""
+        checkpoint path or an http(s) URL; downloads are cached and verified (see `lightpose.weights`).
+
+        backend: "torch", "onnxruntime" or "openvino" (extras `lightpose[onnx]`, `lightpose[openvino]`);
+        precision: "fp32", "bf16" or "fp16" where the backend and hardware support it (see `lightpose.backends`)."""
         from lightpose.weights import load_model
 
         model, _ = load_model(
             name_or_path_or_url, cache_dir=cache_dir, local_files_only=local_files_only, progress=progress
         )
-        return cls(model, device=device, height=height)
+        return cls(model, device=device, height=height, backend=backend, precision=precision)
 
     def infer_maps(self, image: ImageInput) -> tuple[np.ndarray, np.ndarray, InputTransform]:
         """Last-stage network outputs for one image: heatmaps (19, h, w), PAFs (38, h, w) float32 at stride 8

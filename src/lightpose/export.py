@@ -1,0 +1,186 @@
+"""Export the network to ONNX or OpenVINO IR: input `data` (N, 3, H, W) float32 -> last-stage `heatmaps`, `pafs`.
+
+Batch, height and width are dynamic (H and W multiples of 8). Files are written to a temporary name in the target
+folder and renamed into place, so an interrupted export leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lightpose.model import STRIDE
+
+INPUT_NAME = "data"
+OUTPUT_NAMES = ("heatmaps", "pafs")
+MIN_OPSET = 17
+
+
+class LastStage(nn.Module):
+    """Wraps a LightweightOpenPose-style model: forward returns only the last (heatmaps, pafs)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self.model(data)
+        return outputs[-2], outputs[-1]
+
+
+def _check_size(height: int, width: int) -> None:
+    if height < STRIDE or width < STRIDE or height % STRIDE or width % STRIDE:
+        raise ValueError(f"height and width must be positive multiples of {STRIDE}, got {height}x{width}")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str) -> Iterator[Path]:
+    """Yield a temporary path in `path`'s folder; on success it is renamed to `path`, else removed."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {target.parent}")
+    fd, tmp_name = tempfile.mkstemp(suffix=suffix, prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp makes the file private; give it the usual permissions
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _onnx_bytes(model: nn.Module, height: int, width: int, opset: int, dynamo: bool) -> bytes:
+    """Export an eval copy of `model` to self-contained ONNX bytes (TorchScript exporter unless `dynamo`)."""
+    import onnx
+
+    wrapper = LastStage(copy.deepcopy(model).cpu().float()).eval()
+    example = torch.zeros(1, 3, height, width)
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is deprecated, not broken
+        file = Path(folder) / "model.onnx"
+        names: dict[str, Any] = {
+            "input_names": [INPUT_NAME],
+            "output_names": list(OUTPUT_NAMES),
+            "opset_version": opset,
+        }
+        if dynamo:
+            dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+            torch.onnx.export(
+                wrapper, (example,), str(file), dynamo=True, verbose=False, dynamic_shapes={"data": dims}, **names
+            )
+        else:
+            axes = {0: "batch", 2: "height", 3: "width"}
+            out_axes = {0: "batch", 2: "map_height", 3: "map_width"}
+            dynamic_axes = {INPUT_NAME: axes, **{name: out_axes for name in OUTPUT_NAMES}}
+            torch.onnx.export(wrapper, (example,), str(file), dynamo=False, dynamic_axes=dynamic_axes, **names)
+        proto = onnx.load(str(file))
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def onnx_model_bytes(
+    model: nn.Module, *, height: int = 256, width: int = 456, opset: int = 18, dynamo: bool = False
+) -> bytes:
+    """The network as ONNX bytes (opset >= 17) with dynamic batch, height and width; traced at (height, width).
+
+    `dynamo` selects torch's newer exporter (same graph, several times slower to export).
+    """
+    _check_size(height, width)
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be >= {MIN_OPSET}, got {opset}")
+    try:
+        import onnx  # noqa: F401
+    except ImportError as error:
+        raise ImportError("ONNX export needs the onnx extra: pip install 'lightpose[onnx]'") from error
+    return _onnx_bytes(model, height, width, opset, dynamo)
+
+
+def verify_onnx(
+    model: nn.Module, onnx_bytes: bytes, sizes: tuple[tuple[int, int], ...] = ((64, 96),), atol: float = 1e-3
+) -> float:
+    """Run the ONNX model in onnxruntime (CPU) against torch fp32 at each (H, W); return the max abs difference.
+
+    Raises RuntimeError when it exceeds `atol`.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    reference = copy.deepcopy(model).cpu().float().eval()
+    worst = 0.0
+    rng = np.random.default_rng(0)
+    for height, width in sizes:
+        data = rng.uniform(-0.5, 0.5, (1, 3, height, width)).astype(np.float32)
+        with torch.inference_mode():
+            expected = reference(torch.from_numpy(data))
+        got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: data})
+        for out, ref in zip(got, expected[-2:]):
+            worst = max(worst, float(np.abs(out - ref.numpy()).max()))
+    if worst > atol:
+        raise RuntimeError(f"exported ONNX model differs from torch by {worst:.3g} (> {atol}); not written")
+    return worst
+
+
+def to_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    height: int = 256,
+    width: int = 456,
+    opset: int = 18,
+    verify: bool = True,
+) -> float | None:
+    """Write the network as an ONNX file (atomically) with dynamic batch/height/width.
+
+    With `verify`, the file is first run in onnxruntime at two input sizes against torch fp32; returns that max
+    abs difference of the maps (None without verify).
+    """
+    data = onnx_model_bytes(model, height=height, width=width, opset=opset)
+    second_size = (max(STRIDE, height // 2 // STRIDE * STRIDE), width + 2 * STRIDE)
+    worst = verify_onnx(model, data, ((height, width), second_size)) if verify else None
+    with atomic_path(path, ".onnx") as tmp:
+        tmp.write_bytes(data)
+    return worst
+
+
+def to_openvino(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    height: int = 256,
+    width: int = 456,
+    opset: int = 18,
+    compress_to_fp16: bool = False,
+) -> None:
+    """Write the network as OpenVINO IR: `path` (.xml) and the weights beside it (.bin), dynamic batch/H/W.
+
+    Converted from the ONNX export; weights stay fp32 unless `compress_to_fp16`.
+    """
+    try:
+        import openvino as ov
+    except ImportError as error:
+        raise ImportError("OpenVINO export needs the openvino extra: pip install 'lightpose[openvino]'") from error
+    target = Path(path)
+    if target.suffix != ".xml":
+        raise ValueError(f"OpenVINO IR path must end in .xml (the weights go beside it as .bin), got {target}")
+    ov_model = ov.Core().read_model(onnx_model_bytes(model, height=height, width=width, opset=opset), b"")
+    with atomic_path(target, ".xml") as tmp_xml:
+        tmp_bin = tmp_xml.with_suffix(".bin")
+        try:
+            ov.save_model(ov_model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
+            # The .xml names its weights file by the same stem; rename the pair so they stay consistent.
+            os.replace(tmp_bin, target.with_suffix(".bin"))
+        finally:
+            tmp_bin.unlink(missing_ok=True)
