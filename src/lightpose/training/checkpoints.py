@@ -7,7 +7,6 @@ plain Python values, so `torch.load(weights_only=True)` reads it and `lightpose.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import tempfile
@@ -20,8 +19,6 @@ import torch
 from torch import nn
 
 from lightpose.model import CheckpointError, extract_state_dict
-
-logger = logging.getLogger(__name__)
 
 _NEW_STAGE_PREFIX = "refinement_stages."
 
@@ -71,8 +68,8 @@ def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], source: str) -> list[str]:
     """Load weights only (--weights-only): keys missing from the checkpoint keep their initialisation.
 
-    Only refinement-stage keys may be missing (a checkpoint with fewer refinement stages); those are logged in one
-    summary line and returned. Any other missing key or any shape mismatch raises CheckpointError (wrong model).
+    Only refinement-stage keys may be missing (a checkpoint with fewer refinement stages); those are returned (see
+    `describe_missing`). Any other missing key or any shape mismatch raises CheckpointError (wrong model).
     """
     state = extract_state_dict(checkpoint, source)
     target = model.state_dict()
@@ -92,15 +89,15 @@ def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], source: str) -
         )
     merged = {k: state.get(k, v) for k, v in target.items()}
     model.load_state_dict(merged, strict=True)
-    if missing:
-        stages = sorted({".".join(k.split(".")[:2]) for k in missing})
-        logger.warning(
-            "%s: %d parameter(s) not in the checkpoint keep their initialisation: %s",
-            source,
-            len(missing),
-            ", ".join(f"{s}.*" for s in stages),
-        )
     return missing
+
+
+def describe_missing(missing: list[str]) -> str:
+    """One line for the keys `load_weights` left at their initialisation, by module: 'N parameters ...: a.*, b.*'."""
+    modules = sorted({".".join(k.split(".")[:2]) for k in missing})
+    return f"{len(missing)} parameter(s) not in the checkpoint keep their initialisation: " + ", ".join(
+        f"{m}.*" for m in modules
+    )
 
 
 def load_from_mobilenet(model: nn.Module, checkpoint: Mapping[str, Any], source: str) -> int:

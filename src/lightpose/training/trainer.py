@@ -217,7 +217,9 @@ class Trainer:
             count = checkpoints.load_from_mobilenet(self.module, checkpoint, source)
             self._log(f"backbone initialised from MobileNet weights {source} ({count} tensors)")
         elif checkpoint is not None and config.weights_only:
-            checkpoints.load_weights(self.module, checkpoint, source)
+            missing = checkpoints.load_weights(self.module, checkpoint, source)
+            if missing and self.runtime.is_main:
+                logger.warning("%s: %s", source, checkpoints.describe_missing(missing))
         elif checkpoint is not None:
             missing = [k for k in RESUME_KEYS if k not in checkpoint]
             if missing:
