@@ -104,10 +104,8 @@ def detections_for_image(heatmaps: np.ndarray, pafs: np.ndarray, image_id: int) 
     """COCO results records of one image from its image-resolution maps (heatmaps (h, w, 19), PAFs (h, w, 38),
     float32, channel-last, as `infer_val_maps` returns them): decode, keypoints + 0.5, COCO-17 order,
     score = pose score x max(0, keypoint count - 1)."""
-    # Channel-first copies: the same values as transposed views, but decoding reads them twice as fast.
-    entries, all_keypoints = decode_upsampled(
-        np.ascontiguousarray(heatmaps.transpose(2, 0, 1)), np.ascontiguousarray(pafs.transpose(2, 0, 1))
-    )
+    # (C, H, W) views of the channel-last maps: the vectorised decoder works on channel-last data.
+    entries, all_keypoints = decode_upsampled(heatmaps.transpose(2, 0, 1), pafs.transpose(2, 0, 1))
     return [pose.to_coco(image_id) for pose in entries_to_poses(entries, all_keypoints)]
 
 
