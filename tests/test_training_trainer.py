@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -415,4 +414,3 @@ if __name__ == "__main__":
     settings = json.loads(sys.argv[1])
     dataset_settings = settings.pop("dataset", {})
     Trainer(tiny_config(**settings), TinyDataset(**dataset_settings)).run()
-    os._exit(0)
