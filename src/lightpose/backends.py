@@ -34,7 +34,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """`None` -> CUDA when available, else CPU; otherwise the named device (checked to exist)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {str(device)!r}: use 'cpu', 'cuda' or 'cuda:N'") from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} was requested but CUDA is not available; use device='cpu'")
     return resolved
@@ -137,7 +140,9 @@ class OnnxRuntimeBackend:
                 "use backend='openvino' or backend='torch' for bf16/fp16"
             )
         self.precision = precision
-        device_type = torch.device(device).type if device is not None else "cpu"
+        device_type = "cpu" if device is None else str(device).split(":")[0].lower()
+        if device_type not in ("cpu", "cuda"):
+            raise ValueError(f"onnxruntime device must be 'cpu' or 'cuda', got {str(device)!r}")
         wanted = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"] if device_type == "cuda" else ["CPUExecutionProvider"]
         )
