@@ -271,6 +271,8 @@ def test_bad_scales_and_missing_pycocotools(monkeypatch):
     estimator = PoseEstimator(ZeroBackend())
     with pytest.raises(ValueError, match="scales"):
         infer_val_maps(estimator, noise_image(16, 16, 0), scales=())
+    with pytest.raises(ValueError, match="height"):
+        infer_val_maps(estimator, noise_image(16, 16, 0), height=4)
     monkeypatch.setitem(sys.modules, "pycocotools", None)
     monkeypatch.setitem(sys.modules, "pycocotools.coco", None)
     with pytest.raises(ImportError, match=r'pip install "lightpose\[train\]"'):

@@ -82,6 +82,8 @@ def infer_val_maps(
     (`lightpose.training.flip.mirror_maps`) and averaged in as well, scale by scale.
     """
     image = check_image(image)
+    if height < STRIDE:
+        raise ValueError(f"height must be >= {STRIDE}, got {height}")
     if not scales or any(not s > 0 for s in scales):
         raise ValueError(f"scales must be a non-empty sequence of positive numbers, got {scales!r}")
     h, w = image.shape[:2]
@@ -194,7 +196,8 @@ def evaluate_coco(
     """Evaluate `estimator` on a COCO keypoints annotation file and its image folder, as the reference val.py.
 
     Single scale by default (scales 0.5, 1, 1.5, 2 with `multiscale`), optionally with the flip test; `subset`
-    evaluates that many images drawn as the reference's make_val_subset (seed 0). Detections are written in
+    evaluates that many images drawn as the reference's make_val_subset (seed 0); `height` is the network input
+    height at scale 1 (val.py's 368, whatever the estimator's own demo height). Detections are written in
     COCO results format to `output_path` (atomically; also on interrupt). Returns AP, AP50, AP75, APm, APl,
     AR, AR50, AR75, ARm, ARl.
     """
