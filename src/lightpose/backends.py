@@ -60,6 +60,9 @@ class TorchBackend:
     precision "fp32" (default; the model is used as given, for reference-exact maps), "bf16" (autocast; CPUs with
     native bf16, or CUDA) or "fp16" (CUDA autocast). `fold_bn` folds BatchNorm into the convolutions of a copy
     of the model (default: on for bf16/fp16); `channels_last` uses NHWC memory (default: on for bf16/fp16).
+    `per_image` runs a batch one image at a time (default: on CPU), so batched maps equal single-image maps bit for
+    bit: for N > 1 oneDNN picks other convolution algorithms (about 1e-6 of the output range apart), and batching
+    gives no speed-up on CPU (benchmarks/bench.py).
     """
 
     name = "torch"
@@ -72,8 +75,10 @@ class TorchBackend:
         *,
         fold_bn: bool | None = None,
         channels_last: bool | None = None,
+        per_image: bool | None = None,
     ) -> None:
         self.device = resolve_device(device)
+        self.per_image = self.device.type == "cpu" if per_image is None else per_image
         self.precision = check_precision(precision)
         reduced = precision != "fp32"
         if precision == "fp16" and self.device.type != "cuda":
@@ -91,8 +96,14 @@ class TorchBackend:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
-    @torch.inference_mode()
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.per_image and len(batch) > 1:
+            outputs = [self._run(batch[i : i + 1]) for i in range(len(batch))]
+            return np.concatenate([o[0] for o in outputs]), np.concatenate([o[1] for o in outputs])
+        return self._run(batch)
+
+    @torch.inference_mode()
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
