@@ -54,7 +54,8 @@ def test_val_mode_normalises_before_cubic_resize():
     inputs, transform = prepare_input(
         image, 368, interpolation=cv2.INTER_CUBIC, scale=0.5 * 368 / 100, normalize_first=True
     )
-    expected = cv2.resize(normalize(image), (0, 0), fx=1.84, fy=1.84, interpolation=cv2.INTER_CUBIC)
+    as_float64 = (image.astype(np.float32) - np.array([128, 128, 128])) * (1 / 256)  # val.py promotes to float64
+    expected = cv2.resize(as_float64, (0, 0), fx=1.84, fy=1.84, interpolation=cv2.INTER_CUBIC).astype(np.float32)
     top, left, _, _ = transform.pad
     assert np.array_equal(
         inputs[:, top : top + expected.shape[0], left : left + expected.shape[1]], expected.transpose(2, 0, 1)

@@ -95,9 +95,9 @@ def prepare_input(
     """Resize, normalise and pad a BGR uint8 (h, w, 3) image for the network.
 
     Default = the reference demo: scale = height / h, resize the uint8 image (INTER_LINEAR), normalise, pad to
-    a multiple of `stride` with width >= height. The reference val.py instead normalises first and resizes the
-    float image with INTER_CUBIC (`normalize_first=True, interpolation=cv2.INTER_CUBIC`, `scale` = s * 368 / h
-    for multi-scale). Returns the (3, H, W) float32 input and its InputTransform.
+    a multiple of `stride` with width >= height. The reference val.py instead normalises first (in float64) and
+    resizes the float image with INTER_CUBIC (`normalize_first=True, interpolation=cv2.INTER_CUBIC`,
+    `scale` = s * 368 / h for multi-scale). Returns the (3, H, W) float32 input and its InputTransform.
     """
     image = check_image(image)
     if height < stride:
@@ -106,9 +106,11 @@ def prepare_input(
     if scale is None:
         scale = height / h
     if normalize_first:
-        resized = cv2.resize(normalize(image), (0, 0), fx=scale, fy=scale, interpolation=interpolation)
+        # val.py's normalisation promotes to float64 and the resize runs in float64; float32 would change last bits.
+        as_float64 = (image.astype(np.float64) - 128.0) / 256.0
+        resized = cv2.resize(as_float64, (0, 0), fx=scale, fy=scale, interpolation=interpolation)
     else:
         resized = normalize(cv2.resize(image, (0, 0), fx=scale, fy=scale, interpolation=interpolation))
     padded, pad = pad_to_stride(resized, height, max(resized.shape[1], height), stride)
     transform = InputTransform(float(scale), pad, (h, w), (padded.shape[0], padded.shape[1]))
-    return np.ascontiguousarray(padded.transpose(2, 0, 1)), transform
+    return np.ascontiguousarray(padded.transpose(2, 0, 1), dtype=np.float32), transform

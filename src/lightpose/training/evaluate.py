@@ -24,7 +24,7 @@ from tqdm import tqdm
 from lightpose.decode import decode_upsampled, entries_to_poses
 from lightpose.estimator import PoseEstimator, read_image
 from lightpose.model import STRIDE
-from lightpose.preprocess import check_image, pad_to_stride
+from lightpose.preprocess import check_image, prepare_input
 from lightpose.skeleton import NUM_HEATMAPS, NUM_PAFS
 from lightpose.training.flip import mirror_maps
 from lightpose.training.labels import make_val_subset, write_json_atomic
@@ -52,13 +52,11 @@ def _maps_at_scale(
 ) -> tuple[np.ndarray, np.ndarray]:
     """val.py's maps for one scale: (h, w, 19) heatmaps and (h, w, 38) PAFs float32 at image resolution."""
     h, w = image.shape[:2]
-    # val.py normalises to float64 ((uint8 - (128, 128, 128)) * (1/256) promotes) and resizes in float64.
-    normalized = (image.astype(np.float32) - np.array([128, 128, 128])) * (1 / 256)
-    resized = cv2.resize(
-        normalized, (0, 0), fx=scale * height / h, fy=scale * height / h, interpolation=cv2.INTER_CUBIC
+    inputs, transform = prepare_input(
+        image, height, interpolation=cv2.INTER_CUBIC, scale=scale * height / h, normalize_first=True
     )
-    padded, (top, left, bottom, right) = pad_to_stride(resized, height, max(resized.shape[1], height))
-    heatmaps, pafs = estimator.backend(np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32))
+    heatmaps, pafs = estimator.backend(inputs[None])
+    top, left, bottom, right = transform.pad
     result = []
     for maps in (heatmaps[0], pafs[0]):
         up = cv2.resize(maps.transpose(1, 2, 0), (0, 0), fx=STRIDE, fy=STRIDE, interpolation=cv2.INTER_CUBIC)
