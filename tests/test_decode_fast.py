@@ -5,7 +5,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lightpose.decode import decode_poses, decode_upsampled, upsample_maps
+from lightpose.decode import (
+    CUBIC_GAIN,
+    WINDOW_RATIOS,
+    decode_maps,
+    decode_poses,
+    decode_upsampled,
+    upsample_maps,
+    upsample_window,
+)
 from lightpose.decode_fast import neighbour_max
 from lightpose.synthetic import random_people, render_maps
 
@@ -98,3 +106,64 @@ def test_decode_poses_methods_agree_and_unknown_method_is_rejected():
         assert a.score == b.score
     with pytest.raises(ValueError, match="method must be one of"):
         decode_poses(heatmaps, pafs, method="approximate")
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    people=st.integers(0, 6),
+    ratio=st.sampled_from(WINDOW_RATIOS),
+    noise=st.sampled_from([0.0, 0.03]),
+    height=st.integers(4, 32),
+    width=st.integers(4, 57),
+)
+def test_windowed_upsampling_decodes_like_the_full_maps(seed, people, ratio, noise, height, width):
+    """decode_maps upsamples only where keypoints can be; the result equals the reference on the full maps."""
+    heatmaps, pafs = crowd(seed, people, height, width, noise)
+    full = decode_upsampled(upsample_maps(heatmaps, ratio), upsample_maps(pafs, ratio), method="reference")
+    windowed = decode_maps(heatmaps, pafs, ratio)
+    np.testing.assert_array_equal(windowed[1], full[1])
+    np.testing.assert_array_equal(windowed[0], full[0])
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), ratio=st.sampled_from(WINDOW_RATIOS), channels=st.sampled_from([18, 38]))
+def test_upsample_window_equals_the_window_of_the_full_resize(seed, ratio, channels):
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(1, 30, 2)
+    maps = rng.normal(0, 1, (channels, h, w)).astype(np.float32)
+    k0, j0 = rng.integers(0, h), rng.integers(0, w)
+    k1, j1 = rng.integers(k0, h), rng.integers(j0, w)
+    expected = upsample_maps(maps, ratio)[:, ratio * k0 : ratio * (k1 + 1), ratio * j0 : ratio * (j1 + 1)]
+    np.testing.assert_array_equal(upsample_window(maps, ratio, (k0, k1), (j0, j1)), expected)
+
+
+def test_cubic_gain_bounds_upsampled_values():
+    a = -0.75  # cv2's INTER_CUBIC kernel, weights of the 4 taps at sub-pixel phase f
+    f = np.linspace(0.0, 1.0, 10001)
+    w0 = ((a * (f + 1) - 5 * a) * (f + 1) + 8 * a) * (f + 1) - 4 * a
+    w1 = ((a + 2) * f - (a + 3)) * f * f + 1
+    w2 = ((a + 2) * (1 - f) - (a + 3)) * (1 - f) ** 2 + 1
+    w3 = 1 - w0 - w1 - w2
+    per_axis = (np.abs(w0) + np.abs(w1) + np.abs(w2) + np.abs(w3)).max()
+    assert per_axis**2 <= CUBIC_GAIN
+    rng = np.random.default_rng(0)
+    maps = rng.choice([-1.0, 1.0], (38, 12, 12)).astype(np.float32)  # signs that add up
+    for ratio in WINDOW_RATIOS:
+        peak = np.abs(upsample_maps(maps, ratio)).max()
+        assert 1.7 < peak <= CUBIC_GAIN * 1.0001  # the bound holds and is nearly reached
+
+
+def test_decode_maps_without_peaks_and_with_nan_and_other_ratios():
+    zeros = np.zeros((19, 6, 8), np.float32), np.zeros((38, 6, 8), np.float32)
+    entries, keypoints = decode_maps(*zeros)
+    assert entries.shape == (0, 20) and keypoints.shape == (0, 4)
+    heatmaps, pafs = crowd(4, 3)
+    heatmaps[0, 0, 0] = np.nan  # falls back to the full maps, as the reference sees them
+    for ratio in (4, 3):
+        got = decode_maps(heatmaps, pafs, ratio)
+        expected = decode_upsampled(upsample_maps(heatmaps, ratio), upsample_maps(pafs, ratio), method="reference")
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    with pytest.raises(ValueError, match="upsample must be >= 1"):
+        decode_maps(heatmaps, pafs, 0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lightpose.decode_fast import decode_upsampled_fast
+from lightpose.decode_fast import decode_upsampled_fast, extract_all_peaks, group_all
 from lightpose.model import STRIDE
 from lightpose.pose import Pose
 from lightpose.skeleton import GAP_FILLING_LIMBS, LIMB_PAF_CHANNELS, LIMBS, NUM_KEYPOINTS, NUM_LIMBS, NUM_PAFS
@@ -241,6 +241,62 @@ def decode_upsampled(heatmaps: np.ndarray, pafs: np.ndarray, *, method: str = "f
     raise ValueError(f"method must be one of {DECODE_METHODS}, got {method!r}")
 
 
+# cv2's cubic kernel (A = -0.75): the |weights| of one axis sum to at most 1.375 (at phase 0.5), so an upsampled
+# value is at most 1.375**2 times the largest |value| among its 4x4 source taps.
+CUBIC_GAIN = 1.375**2
+HOT_THRESHOLD = PEAK_THRESHOLD / (CUBIC_GAIN * 1.001)  # source values below this cannot make a peak
+WINDOW_RATIOS = (4, 8)  # ratios at which a cv2 window resize equals the same window of the full resize (tested)
+
+
+def upsample_window(maps: np.ndarray, ratio: int, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """Exactly `upsample_maps(maps, ratio)[:, r*k0 : r*(k1+1), r*j0 : r*(j1+1)]` for rows (k0, k1) and cols
+    (j0, j1) (inclusive source pixels) of (C, h, w) maps, resizing only those pixels and 2 around them (the cubic
+    taps). Only for ratios in WINDOW_RATIOS."""
+    (k0, k1), (j0, j1) = rows, cols
+    h, w = maps.shape[1:]
+    a0, a1, b0, b1 = max(k0 - 2, 0), min(k1 + 2, h - 1), max(j0 - 2, 0), min(j1 + 2, w - 1)
+    up = upsample_maps(maps[:, a0 : a1 + 1, b0 : b1 + 1], ratio)
+    return up[:, ratio * (k0 - a0) : ratio * (k1 - a0 + 1), ratio * (j0 - b0) : ratio * (j1 - b0 + 1)]
+
+
+def _hot_span(mask: np.ndarray) -> tuple[int, int] | None:
+    where = np.flatnonzero(mask)
+    return (int(where[0]), int(where[-1])) if len(where) else None
+
+
+def decode_maps(
+    heatmaps: np.ndarray, pafs: np.ndarray, upsample: int = 4, *, method: str = "fast"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference-exact decoding of stride-8 maps: heatmaps (19, h, w), PAFs (38, h, w) float32, upsampled by
+    `upsample` (cubic). Returns (entries float64 (P, 20), all_keypoints float64 (K, 4)) in upsampled-map pixels.
+
+    With method "fast" at upsample 4 or 8, only the part of the maps that can hold a keypoint is upsampled: the
+    heatmaps around source values >= 0.1 / CUBIC_GAIN, the PAFs over the keypoints' bounding box. The result is
+    the same as upsampling everything (windows of cv2's resize are bit-identical to the full resize there).
+    """
+    heatmaps, pafs = check_maps(heatmaps, pafs)
+    if upsample < 1:
+        raise ValueError(f"upsample must be >= 1, got {upsample}")
+    keypoint_maps = heatmaps[:NUM_KEYPOINTS]
+    if method != "fast" or upsample not in WINDOW_RATIOS or np.isnan(keypoint_maps.sum()):
+        return decode_upsampled(upsample_maps(heatmaps, upsample), upsample_maps(pafs, upsample), method=method)
+    hot = (np.abs(keypoint_maps) >= HOT_THRESHOLD).any(axis=0)
+    rows, cols = _hot_span(hot.any(axis=1)), _hot_span(hot.any(axis=0))
+    if rows is None or cols is None:
+        return np.zeros((0, ENTRY_SIZE)), np.zeros((0, 4))
+    # Upsampled pixels whose 4x4 taps hold no hot source pixel stay below 0.1 (2 source pixels of reach).
+    rows = (max(rows[0] - 2, 0), min(rows[1] + 2, heatmaps.shape[1] - 1))
+    cols = (max(cols[0] - 2, 0), min(cols[1] + 2, heatmaps.shape[2] - 1))
+    window = upsample_window(keypoint_maps, upsample, rows, cols)
+    keypoints, counts = extract_all_peaks(window, (upsample * cols[0], upsample * rows[0]))
+    if len(keypoints) == 0:
+        return np.zeros((0, ENTRY_SIZE)), keypoints
+    x0, y0 = (keypoints[:, :2].min(axis=0) // upsample).astype(int)
+    x1, y1 = (keypoints[:, :2].max(axis=0) // upsample).astype(int)
+    paf_window = upsample_window(pafs, upsample, (y0, y1), (x0, x1)).transpose(1, 2, 0)
+    return group_all(keypoints, counts, paf_window, (upsample * x0, upsample * y0)), keypoints
+
+
 def entries_to_poses(entries: np.ndarray, all_keypoints: np.ndarray, coords_scale: float = 1.0) -> list[Pose]:
     """Pose objects from pose entries; keypoint x, y = map pixel * coords_scale (float64 before the float32 store)."""
     poses = []
@@ -259,13 +315,8 @@ def decode_poses(heatmaps: np.ndarray, pafs: np.ndarray, upsample: int = 4, *, m
     """Poses from one image's stride-8 network outputs: heatmaps (19, h, w), PAFs (38, h, w), float32.
 
     The maps are upsampled by `upsample` (cubic, as the reference demo) and decoded reference-exactly (`method`:
-    see `decode_upsampled`).
+    see `decode_upsampled` and `decode_maps`).
     Keypoints are returned in network-input pixels: upsampled-map coordinate * 8 / upsample.
     """
-    heatmaps, pafs = check_maps(heatmaps, pafs)
-    if upsample < 1:
-        raise ValueError(f"upsample must be >= 1, got {upsample}")
-    entries, all_keypoints = decode_upsampled(
-        upsample_maps(heatmaps, upsample), upsample_maps(pafs, upsample), method=method
-    )
+    entries, all_keypoints = decode_maps(heatmaps, pafs, upsample, method=method)
     return entries_to_poses(entries, all_keypoints, STRIDE / upsample)

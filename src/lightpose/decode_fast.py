@@ -85,10 +85,12 @@ def close_peak_mask(types: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.nda
     return np.asarray(keep_list, dtype=bool)
 
 
-def extract_all_peaks(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def extract_all_peaks(heatmaps: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
     """Keypoint candidates of the 18 keypoint channels of (>=18, H, W) float32 upsampled heatmaps.
 
-    Returns (all_keypoints float64 (K, 4): x, y, score, global id, by type then x then y; counts int64 (18,)).
+    The maps may be a window of larger maps whose pixel (0, 0) is at `origin` (x, y) there, if every pixel outside
+    the window is below 0.1 and not NaN. Returns (all_keypoints float64 (K, 4): x, y (of the larger maps), score,
+    global id, by type then x then y; counts int64 (18,)).
     """
     hwc = heatmaps.transpose(1, 2, 0)
     if not hwc.flags.c_contiguous:
@@ -97,8 +99,8 @@ def extract_all_peaks(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = close_peak_mask(types, xs, ys)
     types, xs, ys = types[keep], xs[keep], ys[keep]
     keypoints = np.empty((len(xs), 4), dtype=np.float64)
-    keypoints[:, 0] = xs
-    keypoints[:, 1] = ys
+    keypoints[:, 0] = xs + origin[0]
+    keypoints[:, 1] = ys + origin[1]
     keypoints[:, 2] = heatmaps[types, ys, xs]
     keypoints[:, 3] = np.arange(len(xs))
     return keypoints, np.bincount(types, minlength=NUM_KEYPOINTS)
@@ -115,22 +117,30 @@ def _limb_pairs(counts: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _field_scores(
-    x: np.ndarray, y: np.ndarray, channel: np.ndarray, ux: np.ndarray, uy: np.ndarray, pafs: np.ndarray
+    x: np.ndarray,
+    y: np.ndarray,
+    channel: np.ndarray,
+    ux: np.ndarray,
+    uy: np.ndarray,
+    pafs: np.ndarray,
+    origin: tuple[int, int],
 ) -> np.ndarray:
     """PAF . unit at integer points x, y (int64, any shape): float32, as the reference's (field * unit).sum(-1).
 
-    channel: x-channel of each point's limb (the y-channel is the next one); pafs float32 C-contiguous (H, W, 38).
+    channel: x-channel of each point's limb (the y-channel is the next one); pafs float32 C-contiguous (H, W, 38),
+    whose pixel (0, 0) is at `origin` (x, y) of the points' frame.
     """
-    flat = (y * pafs.shape[1] + x) * pafs.shape[2] + channel
+    flat = ((y - origin[1]) * pafs.shape[1] + (x - origin[0])) * pafs.shape[2] + channel
     return pafs.take(flat) * ux + pafs.take(flat + 1) * uy
 
 
 def score_all_limbs(
-    keypoints: np.ndarray, counts: np.ndarray, pafs_hwc: np.ndarray
+    keypoints: np.ndarray, counts: np.ndarray, pafs_hwc: np.ndarray, origin: tuple[int, int] = (0, 0)
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Score every candidate pair of every limb along its PAF, as the reference's per-limb scoring.
 
-    keypoints float64 (K, 4) by type; counts int64 (18,); pafs_hwc float32 (H, W, 38) upsampled PAFs.
+    keypoints float64 (K, 4) by type; counts int64 (18,); pafs_hwc float32 (H, W, 38) upsampled PAFs, or a window
+    of them that holds every keypoint, with its pixel (0, 0) at `origin` (x, y) of the keypoints' frame.
     Returns the passing pairs (limb, a row, b row, score float64), limb by limb in the reference's pair order.
     """
     pafs = np.ascontiguousarray(pafs_hwc)
@@ -153,12 +163,12 @@ def score_all_limbs(
         t = np.float32(point)
         px = (step_x[alive] * t + ax[alive]).round().astype(np.int32).astype(np.int64)
         py = (step_y[alive] * t + ay[alive]).round().astype(np.int32).astype(np.int64)
-        fails[alive] += _field_scores(px, py, channel[alive], ux[alive], uy[alive], pafs) <= MIN_PAF_SCORE
+        fails[alive] += _field_scores(px, py, channel[alive], ux[alive], uy[alive], pafs, origin) <= MIN_PAF_SCORE
         alive = alive[fails[alive] <= POINTS_PER_LIMB - MIN_VALID_POINTS]
     grid = np.arange(POINTS_PER_LIMB, dtype=np.float32)
     px = (step_x[alive, None] * grid + ax[alive, None]).round().astype(np.int32).astype(np.int64)
     py = (step_y[alive, None] * grid + ay[alive, None]).round().astype(np.int32).astype(np.int64)
-    point_scores = _field_scores(px, py, channel[alive, None], ux[alive, None], uy[alive, None], pafs)
+    point_scores = _field_scores(px, py, channel[alive, None], ux[alive, None], uy[alive, None], pafs, origin)
     valid = point_scores > MIN_PAF_SCORE
     valid_num = valid.sum(1)
     scores = (point_scores * valid).sum(1) / (valid_num + 1e-6)
@@ -260,9 +270,12 @@ def assemble_entries(
     return entries[:size]
 
 
-def group_all(keypoints: np.ndarray, counts: np.ndarray, pafs_hwc: np.ndarray) -> np.ndarray:
-    """Pose entries float64 (P, 20) from all keypoints (K, 4) with per-type counts (18,) and (H, W, 38) PAFs."""
-    limb, a_row, b_row, scores = score_all_limbs(keypoints, counts, pafs_hwc)
+def group_all(
+    keypoints: np.ndarray, counts: np.ndarray, pafs_hwc: np.ndarray, origin: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """Pose entries float64 (P, 20) from all keypoints (K, 4) with per-type counts (18,) and (H, W, 38) PAFs
+    (a window at `origin` is enough, see `score_all_limbs`)."""
+    limb, a_row, b_row, scores = score_all_limbs(keypoints, counts, pafs_hwc, origin)
     chosen = match_greedily(limb, a_row, b_row, scores, len(keypoints))
     entries = assemble_entries(limb[chosen], a_row[chosen], b_row[chosen], scores[chosen], keypoints[:, 2])
     keep = ~((entries[:, COUNT] < MIN_POSE_KEYPOINTS) | (entries[:, SCORE] / entries[:, COUNT] < MIN_POSE_MEAN_SCORE))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lightpose.backends import Backend, make_backend
-from lightpose.decode import decode_upsampled, entries_to_poses, upsample_maps
+from lightpose.decode import decode_maps, entries_to_poses
 from lightpose.model import STRIDE
 from lightpose.pose import Pose
 from lightpose.preprocess import InputTransform, check_image, prepare_input
@@ -99,9 +99,7 @@ class PoseEstimator:
 
     def decode(self, heatmaps: np.ndarray, pafs: np.ndarray, transform: InputTransform) -> list[Pose]:
         """Poses in image pixels from one image's stride-8 heatmaps (19, h, w) and PAFs (38, h, w)."""
-        entries, keypoints = decode_upsampled(
-            upsample_maps(heatmaps, self.upsample), upsample_maps(pafs, self.upsample)
-        )
+        entries, keypoints = decode_maps(heatmaps, pafs, self.upsample)
         keypoints = keypoints.copy()
         keypoints[:, :2] = transform.to_image(keypoints[:, :2] * STRIDE / self.upsample)
         return entries_to_poses(entries, keypoints)
