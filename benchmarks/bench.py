@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from lightpose.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, cpu_supports_bf16
-from lightpose.decode import decode_upsampled, entries_to_poses, upsample_maps
+from lightpose.decode import decode_maps, entries_to_poses, upsample_maps
 from lightpose.estimator import PoseEstimator
 from lightpose.model import LightweightOpenPose
 from lightpose.preprocess import prepare_input
@@ -103,8 +103,7 @@ def decode_ms(heatmaps: np.ndarray, pafs: np.ndarray, method: str, repeat: int) 
     """Median ms of upsample x4 + decode + Pose objects; and the pose count."""
 
     def run() -> int:
-        entries, keypoints = decode_upsampled(upsample_maps(heatmaps, 4), upsample_maps(pafs, 4), method=method)
-        return len(entries_to_poses(entries, keypoints, 2.0))
+        return len(entries_to_poses(*decode_maps(heatmaps, pafs, 4, method=method), 2.0))
 
     return median_ms(run, repeat), run()
 
