@@ -1,0 +1,427 @@
+"""`lightpose-demo`: poses on a webcam, video, stream or images; drawn, tracked, smoothed; shown, served or saved."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, NoReturn
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from lightpose.draw import draw_poses
+from lightpose.estimator import PoseEstimator
+from lightpose.pose import Pose
+from lightpose.serve import LiveServer
+from lightpose.sources import Frame, FrameSource, open_source
+from lightpose.tracking import PoseTracker
+
+PROG = "lightpose-demo"
+WINDOW_TITLE = "lightpose demo (Esc/q: quit, p: pause)"
+VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
+DEFAULT_VIDEO_FPS = 15.0
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A bad argument: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line on stderr and exit code 2 (argparse's default also prints the usage)."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Multi-person pose estimation on a webcam, video, stream URL or images, with tracking, "
+        "smoothing and drawing; shown in a window, served to a browser (--serve) or saved (--output, --json).",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video", metavar="0|PATH|URL", help="webcam index, video file or stream URL")
+    source.add_argument("--images", nargs="+", metavar="PATH", help="image files and/or folders of images")
+    parser.add_argument(
+        "--checkpoint", metavar="NAME|PATH", help="weights name or checkpoint file (default: the published model)"
+    )
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--height", type=int, default=256, help="network input height (default 256)")
+    parser.add_argument(
+        "--track",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stable pose ids across frames (default: on for --video, off for --images)",
+    )
+    parser.add_argument(
+        "--smooth",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="One-Euro smoothing of tracked keypoints (default: on when tracking)",
+    )
+    parser.add_argument("--bbox", action="store_true", help="draw each pose's bounding box")
+    parser.add_argument("--output", metavar="PATH", help="annotated video (.mp4, .avi, .mkv, .mov) or image folder")
+    parser.add_argument("--json", metavar="PATH", help="JSON Lines file: one record of poses per frame")
+    parser.add_argument("--show", action="store_true", help="show an OpenCV window (needs OpenCV with GUI support)")
+    parser.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve a live view at http://HOST:PORT/ (default host 127.0.0.1; port 0 picks a free one)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as error:  # raised while processing; the outputs so far are finalised
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the arguments, then process the input until it ends or the user stops it."""
+    if args.show and not gui_available():
+        raise UsageError(
+            "this OpenCV build has no GUI support (opencv-python-headless), so --show cannot open a window: "
+            "use --serve PORT to watch in a browser, or install opencv-python"
+        )
+    if not (args.output or args.json or args.show or args.serve):
+        if not gui_available():
+            raise UsageError(
+                "nothing to do: this OpenCV build cannot open a window (opencv-python-headless); "
+                "give --serve PORT (live view in a browser), --output PATH or --json PATH"
+            )
+        args.show = True
+    serve_address = parse_address(args.serve) if args.serve else None
+    video_out = _check_output(args.output) if args.output else None
+    if args.json:
+        _check_writable_parent(Path(args.json), "--json")
+    track = args.track if args.track is not None else args.video is not None
+    if args.smooth and not track:
+        raise UsageError("--smooth follows pose ids: add --track, or drop --smooth")
+    smooth = track and args.smooth is not False
+
+    source = _open_source(args)
+    with contextlib.ExitStack() as stack:
+        stack.callback(source.close)
+        estimator = _load_estimator(args)
+        server = _start_server(serve_address) if serve_address else None
+        if server is not None:
+            stack.callback(server.close)
+            print(f"{PROG}: live view at {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        sinks = stack.enter_context(_Sinks(args.output, video_out, args.json, source))
+        stop = stack.enter_context(_StopOnSignal())
+        tracker = PoseTracker(smooth=smooth) if track else None
+        done, interrupted = _process(source, estimator, tracker, sinks, server, args, stop)
+        sinks.close()
+        status = "interrupted after" if interrupted else "done:"
+        print(f"{PROG}: {status} {done} frames processed{sinks.summary()}", file=sys.stderr, flush=True)
+        if interrupted:
+            return EXIT_INTERRUPTED
+        if server is not None and not stop.is_set():
+            server.finish()
+            print(f"{PROG}: input finished; still serving {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+            while not stop.wait(0.2):
+                pass
+    return 0
+
+
+def _process(
+    source: FrameSource,
+    estimator: PoseEstimator,
+    tracker: PoseTracker | None,
+    sinks: _Sinks,
+    server: LiveServer | None,
+    args: argparse.Namespace,
+    stop: _StopOnSignal,
+) -> tuple[int, bool]:
+    """Run the frame loop; (frames done, whether the user interrupted it before the input ended)."""
+    fps = FpsMeter()
+    done = 0
+    paused = False
+    progress = tqdm(total=source.length, unit="frame", disable=None, leave=False) if source.length else None
+    try:
+        for frame in source:
+            poses = estimator(frame.image)
+            if tracker is not None:
+                poses = tracker.update(poses)
+            annotated = draw_poses(frame.image, poses, bbox=args.bbox)
+            sinks.write(frame, poses, annotated)
+            done += 1
+            rate = fps.tick()
+            if progress is not None:
+                progress.update()
+            if args.show or server is not None:
+                view = _with_fps(annotated, rate)
+                if server is not None:
+                    server.publish(view, frame=frame.index, fps=rate, people=len(poses))
+                if args.show:
+                    cv2.imshow(WINDOW_TITLE, view)
+                    key = cv2.waitKey(0 if paused else 1) & 0xFF
+                    if key in (27, ord("q")):
+                        return done, False
+                    if key == ord("p"):
+                        paused = not paused
+            if stop.is_set():
+                return done, True
+    except KeyboardInterrupt:
+        return done, True
+    finally:
+        if progress is not None:
+            progress.close()
+        if args.show:
+            cv2.destroyAllWindows()
+    return done, False
+
+
+class FpsMeter:
+    """Frames per second, exponentially averaged over about the last `span` frames."""
+
+    def __init__(self, span: int = 10) -> None:
+        self._weight = 2.0 / (span + 1)
+        self._last: float | None = None
+        self.fps = 0.0
+
+    def tick(self) -> float:
+        now = time.perf_counter()
+        if self._last is not None and now > self._last:
+            current = 1.0 / (now - self._last)
+            self.fps = current if self.fps == 0.0 else self.fps + self._weight * (current - self.fps)
+        self._last = now
+        return self.fps
+
+
+def _with_fps(image: np.ndarray, fps: float) -> np.ndarray:
+    view = image.copy()
+    cv2.putText(view, f"{fps:.1f} fps", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(view, f"{fps:.1f} fps", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    return view
+
+
+def gui_available() -> bool:
+    """Whether this OpenCV build can open windows (opencv-python-headless cannot)."""
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GUI:"):
+            return line.split(":", 1)[1].strip().upper() != "NONE"
+    return True
+
+
+def parse_address(spec: str) -> tuple[str, int]:
+    """'[HOST:]PORT' -> (host, port); the host defaults to 127.0.0.1."""
+    host, _, port_text = spec.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise UsageError(f"--serve expects [HOST:]PORT with a port in 0..65535, got {spec!r}")
+    return host, int(port_text)
+
+
+def _check_writable_parent(path: Path, option: str) -> None:
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {path}: folder {parent} is not writable")
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder: give a file name")
+
+
+def _check_output(output: str) -> bool:
+    """Whether --output is a video file (else an image folder); UsageError when it cannot be written."""
+    path = Path(output)
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_FOURCC:
+        _check_writable_parent(path, "--output")
+        return True
+    if suffix and not path.is_dir():
+        raise UsageError(
+            f"--output {path}: give a video file ({', '.join(VIDEO_FOURCC)}) or a folder for annotated images"
+        )
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--output {path} exists and is not a folder")
+    existing = next(p for p in [path, *path.resolve().parents] if p.exists())
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"--output {path}: {existing} is not writable")
+    return False
+
+
+def _open_source(args: argparse.Namespace) -> FrameSource:
+    try:
+        return open_source(args.video if args.video is not None else args.images)
+    except (OSError, ValueError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _load_estimator(args: argparse.Namespace) -> PoseEstimator:
+    try:
+        if args.checkpoint is None:
+            return PoseEstimator.from_pretrained(device=args.device, height=args.height)
+        return PoseEstimator.from_pretrained(args.checkpoint, device=args.device, height=args.height)
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _start_server(address: tuple[str, int]) -> LiveServer:
+    host, port = address
+    try:
+        return LiveServer(host, port).start()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(f"--serve {host}:{port}: cannot listen there ({reason}); pick another port") from None
+
+
+class _StopOnSignal:
+    """While active, the first SIGINT/SIGTERM only sets a flag (the loop then finishes cleanly); a second
+    SIGINT raises KeyboardInterrupt as usual."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._event.set()
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class _Sinks:
+    """The file outputs: an annotated video or image folder, and JSON Lines; all finalised on close."""
+
+    def __init__(self, output: str | None, output_is_video: bool | None, json_path: str | None, source: FrameSource):
+        self._video_path = Path(output) if output and output_is_video else None
+        self._folder = Path(output) if output and not output_is_video else None
+        self._json_path = Path(json_path) if json_path else None
+        self._fps = source.fps or DEFAULT_VIDEO_FPS
+        self._writer: cv2.VideoWriter | None = None
+        self._video_size: tuple[int, int] | None = None
+        self._video_tmp: Path | None = None
+        self._json_tmp: Path | None = None
+        self._json: IO[str] | None = None
+        self._frames = 0
+        self._closed = False
+
+    def __enter__(self) -> _Sinks:
+        if self._folder is not None:
+            try:
+                self._folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise UsageError(f"--output {self._folder}: cannot create the folder ({error})") from None
+        if self._json_path is not None:
+            self._json_tmp = _partial_name(self._json_path)
+            self._json = open(self._json_tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def write(self, frame: Frame, poses: list[Pose], annotated: np.ndarray) -> None:
+        if self._video_path is not None:
+            self._write_video(self._video_path, annotated)
+        if self._folder is not None:
+            name = frame.path.name if frame.path is not None else f"frame_{frame.index:06d}.jpg"
+            _write_image(self._folder / name, annotated)
+        if self._json is not None:
+            self._json.write(json.dumps(frame_record(frame, poses)) + "\n")
+            self._json.flush()
+        self._frames += 1
+
+    def _write_video(self, path: Path, image: np.ndarray) -> None:
+        height, width = image.shape[:2]
+        if self._writer is None:
+            self._video_tmp = _partial_name(path)
+            fourcc = cv2.VideoWriter.fourcc(*VIDEO_FOURCC[path.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self._video_tmp), fourcc, self._fps, (width, height))
+            if not self._writer.isOpened():
+                raise OSError(f"OpenCV could not open a video writer for {path}")
+            self._video_size = (width, height)
+        if (width, height) != self._video_size:
+            image = cv2.resize(image, self._video_size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+
+    def close(self) -> None:
+        """Finish the files and move them into place (also after an interrupt)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None and self._video_tmp is not None and self._video_path is not None:
+            self._writer.release()
+            os.replace(self._video_tmp, self._video_path)
+        if self._json is not None and self._json_tmp is not None and self._json_path is not None:
+            self._json.close()
+            os.replace(self._json_tmp, self._json_path)
+
+    def summary(self) -> str:
+        written = [str(p) for p in (self._video_path, self._folder, self._json_path) if p is not None]
+        return f"; wrote {', '.join(written)}" if written and self._frames else ""
+
+
+def frame_record(frame: Frame, poses: Sequence[Pose]) -> dict[str, Any]:
+    """The JSON Lines record of one frame: index, timestamp (s or null), image path (or null), image size and
+    poses (id, score, bbox [x, y, w, h], 18 keypoints [x, y, score] in image pixels, null where missing)."""
+    height, width = frame.image.shape[:2]
+    return {
+        "index": frame.index,
+        "timestamp": frame.timestamp,
+        "path": str(frame.path) if frame.path is not None else None,
+        "width": width,
+        "height": height,
+        "poses": [
+            {
+                "id": pose.id,
+                "score": pose.score,
+                "bbox": list(pose.bbox) if pose.bbox is not None else None,
+                "keypoints": [
+                    [float(v) for v in kp] if found else None for kp, found in zip(pose.keypoints, pose.found)
+                ],
+            }
+            for pose in poses
+        ],
+    }
+
+
+def _partial_name(path: Path) -> Path:
+    """A temporary name beside `path`, keeping its suffix (OpenCV picks the container from it)."""
+    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(path.suffix or ".jpg", image)
+    if not ok:
+        raise OSError(f"could not encode an image for {path}")
+    tmp = _partial_name(path)
+    tmp.write_bytes(encoded.tobytes())
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
