@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightpose.cli.demo import frame_record, gui_available, main
+from lightpose.cli.demo import UsageError, main, parse_address, window_unavailable_reason
+from lightpose.cli.demo_outputs import frame_record
 from lightpose.model import LightweightOpenPose
 from lightpose.pose import Pose
 from lightpose.skeleton import NUM_KEYPOINTS
@@ -92,6 +93,13 @@ def test_video_in_video_and_json_out(tmp_path: Path, checkpoint: Path, video: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4", "poses.jsonl"]  # no partial files
 
 
+def test_video_in_image_folder_out(tmp_path: Path, checkpoint: Path, video: Path) -> None:
+    out = tmp_path / "frames"
+    assert main(["--video", str(video), *base_args(checkpoint), "--output", str(out), "--no-track"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:06d}.jpg" for i in range(8)]
+    assert cv2.imread(str(out / "frame_000003.jpg")).shape == (SIZE[1], SIZE[0], 3)
+
+
 def test_images_in_folder_and_avi_out(tmp_path: Path, checkpoint: Path) -> None:
     images = tmp_path / "in"
     images.mkdir()
@@ -129,6 +137,12 @@ def test_tracked_poses_in_json(tmp_path: Path, golden_dir: Path) -> None:
     for pose in lines[0]["poses"]:
         assert len(pose["keypoints"]) == NUM_KEYPOINTS and isinstance(pose["score"], float)
         assert all(k is None or (len(k) == 3 and all(np.isfinite(k))) for k in pose["keypoints"])
+    # --images: no tracking unless asked (as the reference demo), so no ids
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), stick_figure_frame(0))
+    assert main(["--images", str(image), "--checkpoint", str(ckpt), "--height", "64", "--json", str(records)]) == 0
+    (record,) = read_json_lines(records)
+    assert record["poses"] and all(p["id"] is None for p in record["poses"])
 
 
 def test_frame_record_writes_null_for_missing_keypoints() -> None:
@@ -171,6 +185,15 @@ def test_sigint_midway_keeps_a_playable_video_and_valid_json(tmp_path: Path, che
     assert len(frames) == len(lines) and frames[0].shape == (SIZE[1], SIZE[0], 3)
     assert not partial() and not [p for p in tmp_path.iterdir() if "partial" in p.name]
     assert f"interrupted after {len(lines)} frames processed" in stderr
+
+
+def test_parse_serve_address() -> None:
+    assert parse_address("8080") == ("127.0.0.1", 8080)
+    assert parse_address("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    assert parse_address("[::1]:80") == ("::1", 80)
+    for bad in ("host:", "abc", "70000", "1.2.3.4:-1"):
+        with pytest.raises(UsageError, match="--serve expects"):
+            parse_address(bad)
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -227,7 +250,7 @@ def test_port_in_use(tmp_path: Path, video: Path, checkpoint: Path, capsys: pyte
     assert f"127.0.0.1:{port}" in one_line_error(capsys)
 
 
-@pytest.mark.skipif(gui_available(), reason="this OpenCV build has GUI support")
+@pytest.mark.skipif(window_unavailable_reason() is None, reason="OpenCV can open windows here")
 def test_headless_opencv_points_to_serve(video: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--video", str(video), "--show"]) == 2
     assert "--serve" in one_line_error(capsys)

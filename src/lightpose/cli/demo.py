@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -13,22 +12,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from lightpose.cli.demo_outputs import VIDEO_FOURCC, DemoOutputs
 from lightpose.draw import draw_poses
 from lightpose.estimator import PoseEstimator
-from lightpose.pose import Pose
 from lightpose.serve import LiveServer
-from lightpose.sources import Frame, FrameSource, open_source
+from lightpose.sources import FrameSource, open_source
 from lightpose.tracking import PoseTracker
 
 PROG = "lightpose-demo"
 WINDOW_TITLE = "lightpose demo (Esc/q: quit, p: pause)"
-VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 DEFAULT_VIDEO_FPS = 15.0
 EXIT_INTERRUPTED = 130
 
@@ -95,16 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, then process the input until it ends or the user stops it."""
-    if args.show and not gui_available():
-        raise UsageError(
-            "this OpenCV build has no GUI support (opencv-python-headless), so --show cannot open a window: "
-            "use --serve PORT to watch in a browser, or install opencv-python"
-        )
+    no_window = window_unavailable_reason()
+    if args.show and no_window:
+        raise UsageError(f"--show cannot open a window: {no_window}; use --serve PORT to watch in a browser")
     if not (args.output or args.json or args.show or args.serve):
-        if not gui_available():
+        if no_window:
             raise UsageError(
-                "nothing to do: this OpenCV build cannot open a window (opencv-python-headless); "
-                "give --serve PORT (live view in a browser), --output PATH or --json PATH"
+                f"nothing to do: no window can be opened ({no_window}); give --serve PORT (live view in a browser), "
+                "--output PATH or --json PATH"
             )
         args.show = True
     serve_address = parse_address(args.serve) if args.serve else None
@@ -124,13 +120,17 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             stack.callback(server.close)
             print(f"{PROG}: live view at {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        sinks = stack.enter_context(_Sinks(args.output, video_out, args.json, source))
+        outputs = _enter_outputs(stack, args, video_out, source)
+        if args.show:
+            _open_window()
+            stack.callback(cv2.destroyAllWindows)
         stop = stack.enter_context(_StopOnSignal())
         tracker = PoseTracker(smooth=smooth) if track else None
-        done, interrupted = _process(source, estimator, tracker, sinks, server, args, stop)
-        sinks.close()
+        done, interrupted = _process(source, estimator, tracker, outputs, server, args, stop)
+        outputs.close()
         status = "interrupted after" if interrupted else "done:"
-        print(f"{PROG}: {status} {done} frames processed{sinks.summary()}", file=sys.stderr, flush=True)
+        written = f"; wrote {', '.join(map(str, outputs.paths))}" if outputs.paths and done else ""
+        print(f"{PROG}: {status} {done} frames processed{written}", file=sys.stderr, flush=True)
         if interrupted:
             return EXIT_INTERRUPTED
         if server is not None and not stop.is_set():
@@ -145,7 +145,7 @@ def _process(
     source: FrameSource,
     estimator: PoseEstimator,
     tracker: PoseTracker | None,
-    sinks: _Sinks,
+    outputs: DemoOutputs,
     server: LiveServer | None,
     args: argparse.Namespace,
     stop: _StopOnSignal,
@@ -161,7 +161,7 @@ def _process(
             if tracker is not None:
                 poses = tracker.update(poses)
             annotated = draw_poses(frame.image, poses, bbox=args.bbox)
-            sinks.write(frame, poses, annotated)
+            outputs.write(frame, poses, annotated)
             done += 1
             rate = fps.tick()
             if progress is not None:
@@ -184,8 +184,6 @@ def _process(
     finally:
         if progress is not None:
             progress.close()
-        if args.show:
-            cv2.destroyAllWindows()
     return done, False
 
 
@@ -213,12 +211,21 @@ def _with_fps(image: np.ndarray, fps: float) -> np.ndarray:
     return view
 
 
-def gui_available() -> bool:
-    """Whether this OpenCV build can open windows (opencv-python-headless cannot)."""
+def window_unavailable_reason() -> str | None:
+    """Why OpenCV cannot open a window here (headless build, no display), or None when it should work."""
     for line in cv2.getBuildInformation().splitlines():
-        if line.strip().startswith("GUI:"):
-            return line.split(":", 1)[1].strip().upper() != "NONE"
-    return True
+        if line.strip().startswith("GUI:") and line.split(":", 1)[1].strip().upper() == "NONE":
+            return "this OpenCV build has no GUI support (opencv-python-headless; install opencv-python for windows)"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    return None
+
+
+def _open_window() -> None:
+    try:
+        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_AUTOSIZE)
+    except cv2.error as error:
+        raise UsageError(f"--show could not open a window ({error}); use --serve PORT to watch in a browser") from None
 
 
 def parse_address(spec: str) -> tuple[str, int]:
@@ -257,6 +264,22 @@ def _check_output(output: str) -> bool:
     if not os.access(existing, os.W_OK):
         raise UsageError(f"--output {path}: {existing} is not writable")
     return False
+
+
+def _enter_outputs(
+    stack: contextlib.ExitStack, args: argparse.Namespace, output_is_video: bool | None, source: FrameSource
+) -> DemoOutputs:
+    output = Path(args.output) if args.output else None
+    outputs = DemoOutputs(
+        video=output if output_is_video else None,
+        folder=output if output is not None and not output_is_video else None,
+        json_path=Path(args.json) if args.json else None,
+        fps=source.fps or DEFAULT_VIDEO_FPS,
+    )
+    try:
+        return stack.enter_context(outputs)
+    except OSError as error:
+        raise UsageError(f"cannot write the outputs: {error}") from None
 
 
 def _open_source(args: argparse.Namespace) -> FrameSource:
@@ -312,115 +335,6 @@ class _StopOnSignal:
     def __exit__(self, *exc_info: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-
-
-class _Sinks:
-    """The file outputs: an annotated video or image folder, and JSON Lines; all finalised on close."""
-
-    def __init__(self, output: str | None, output_is_video: bool | None, json_path: str | None, source: FrameSource):
-        self._video_path = Path(output) if output and output_is_video else None
-        self._folder = Path(output) if output and not output_is_video else None
-        self._json_path = Path(json_path) if json_path else None
-        self._fps = source.fps or DEFAULT_VIDEO_FPS
-        self._writer: cv2.VideoWriter | None = None
-        self._video_size: tuple[int, int] | None = None
-        self._video_tmp: Path | None = None
-        self._json_tmp: Path | None = None
-        self._json: IO[str] | None = None
-        self._frames = 0
-        self._closed = False
-
-    def __enter__(self) -> _Sinks:
-        if self._folder is not None:
-            try:
-                self._folder.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise UsageError(f"--output {self._folder}: cannot create the folder ({error})") from None
-        if self._json_path is not None:
-            self._json_tmp = _partial_name(self._json_path)
-            self._json = open(self._json_tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def write(self, frame: Frame, poses: list[Pose], annotated: np.ndarray) -> None:
-        if self._video_path is not None:
-            self._write_video(self._video_path, annotated)
-        if self._folder is not None:
-            name = frame.path.name if frame.path is not None else f"frame_{frame.index:06d}.jpg"
-            _write_image(self._folder / name, annotated)
-        if self._json is not None:
-            self._json.write(json.dumps(frame_record(frame, poses)) + "\n")
-            self._json.flush()
-        self._frames += 1
-
-    def _write_video(self, path: Path, image: np.ndarray) -> None:
-        height, width = image.shape[:2]
-        if self._writer is None:
-            self._video_tmp = _partial_name(path)
-            fourcc = cv2.VideoWriter.fourcc(*VIDEO_FOURCC[path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self._video_tmp), fourcc, self._fps, (width, height))
-            if not self._writer.isOpened():
-                raise OSError(f"OpenCV could not open a video writer for {path}")
-            self._video_size = (width, height)
-        if (width, height) != self._video_size:
-            image = cv2.resize(image, self._video_size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
-
-    def close(self) -> None:
-        """Finish the files and move them into place (also after an interrupt)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._writer is not None and self._video_tmp is not None and self._video_path is not None:
-            self._writer.release()
-            os.replace(self._video_tmp, self._video_path)
-        if self._json is not None and self._json_tmp is not None and self._json_path is not None:
-            self._json.close()
-            os.replace(self._json_tmp, self._json_path)
-
-    def summary(self) -> str:
-        written = [str(p) for p in (self._video_path, self._folder, self._json_path) if p is not None]
-        return f"; wrote {', '.join(written)}" if written and self._frames else ""
-
-
-def frame_record(frame: Frame, poses: Sequence[Pose]) -> dict[str, Any]:
-    """The JSON Lines record of one frame: index, timestamp (s or null), image path (or null), image size and
-    poses (id, score, bbox [x, y, w, h], 18 keypoints [x, y, score] in image pixels, null where missing)."""
-    height, width = frame.image.shape[:2]
-    return {
-        "index": frame.index,
-        "timestamp": frame.timestamp,
-        "path": str(frame.path) if frame.path is not None else None,
-        "width": width,
-        "height": height,
-        "poses": [
-            {
-                "id": pose.id,
-                "score": pose.score,
-                "bbox": list(pose.bbox) if pose.bbox is not None else None,
-                "keypoints": [
-                    [float(v) for v in kp] if found else None for kp, found in zip(pose.keypoints, pose.found)
-                ],
-            }
-            for pose in poses
-        ],
-    }
-
-
-def _partial_name(path: Path) -> Path:
-    """A temporary name beside `path`, keeping its suffix (OpenCV picks the container from it)."""
-    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-
-
-def _write_image(path: Path, image: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(path.suffix or ".jpg", image)
-    if not ok:
-        raise OSError(f"could not encode an image for {path}")
-    tmp = _partial_name(path)
-    tmp.write_bytes(encoded.tobytes())
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
