@@ -1,0 +1,40 @@
+"""Track people on a webcam (or any video) and watch them live in a browser; works with headless OpenCV.
+
+Usage: python examples/webcam.py [SOURCE] [--port 8080]   (SOURCE: camera index, video file or URL; default 0)
+Then open http://127.0.0.1:8080/. Ctrl-C stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import lightpose
+from lightpose.serve import LiveServer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", nargs="?", default="0")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+
+    est = lightpose.PoseEstimator.from_pretrained()
+    with LiveServer("127.0.0.1", args.port) as server:
+        print(f"open {server.url}")
+        last = time.perf_counter()
+        try:
+            for index, (frame, poses) in enumerate(est.stream(args.source, track=True, smooth=True)):
+                now = time.perf_counter()
+                fps, last = 1.0 / max(now - last, 1e-6), now
+                server.publish(lightpose.draw_poses(frame, poses, bbox=True), frame=index, fps=fps, people=len(poses))
+                for pose in poses:
+                    wrist = pose["r_wri"]
+                    if wrist is not None:
+                        print(f"frame {index}: person {pose.id} right wrist at ({wrist.x:.0f}, {wrist.y:.0f})")
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
