@@ -184,7 +184,7 @@ def test_sigint_midway_keeps_a_playable_video_and_valid_json(tmp_path: Path, che
     frames = read_video(out)
     assert len(frames) == len(lines) and frames[0].shape == (SIZE[1], SIZE[0], 3)
     assert not partial() and not [p for p in tmp_path.iterdir() if "partial" in p.name]
-    assert f"interrupted after {len(lines)} frames processed" in stderr
+    assert f"interrupted after {len(lines)} frames" in stderr
 
 
 def test_parse_serve_address() -> None:

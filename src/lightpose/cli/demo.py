@@ -29,6 +29,7 @@ PROG = "lightpose-demo"
 WINDOW_TITLE = "lightpose demo (Esc/q: quit, p: pause)"
 DEFAULT_VIDEO_FPS = 15.0
 EXIT_INTERRUPTED = 130
+FINISHED, QUIT, INTERRUPTED = "input finished", "quit", "interrupted"  # how the frame loop ended
 
 
 class UsageError(Exception):
@@ -126,17 +127,16 @@ def run(args: argparse.Namespace) -> int:
             stack.callback(cv2.destroyAllWindows)
         stop = stack.enter_context(_StopOnSignal())
         tracker = PoseTracker(smooth=smooth) if track else None
-        done, interrupted = _process(source, estimator, tracker, outputs, server, args, stop)
+        done, ending = _process(source, estimator, tracker, outputs, server, args, stop)
         outputs.close()
-        status = "interrupted after" if interrupted else "done:"
         written = f"; wrote {', '.join(map(str, outputs.paths))}" if outputs.paths and done else ""
-        print(f"{PROG}: {status} {done} frames processed{written}", file=sys.stderr, flush=True)
-        if interrupted:
+        print(f"{PROG}: {ending} after {done} frames{written}", file=sys.stderr, flush=True)
+        if ending == INTERRUPTED:
             return EXIT_INTERRUPTED
-        if server is not None and not stop.is_set():
+        if server is not None and ending == FINISHED:
             server.finish()
-            print(f"{PROG}: input finished; still serving {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-            while not stop.wait(0.2):
+            print(f"{PROG}: still serving {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+            while not (stop.wait(0.2) or (args.show and _quit_key(cv2.waitKey(1)))):
                 pass
     return 0
 
@@ -149,8 +149,8 @@ def _process(
     server: LiveServer | None,
     args: argparse.Namespace,
     stop: _StopOnSignal,
-) -> tuple[int, bool]:
-    """Run the frame loop; (frames done, whether the user interrupted it before the input ended)."""
+) -> tuple[int, str]:
+    """Run the frame loop; (frames done, how it ended: FINISHED, QUIT or INTERRUPTED)."""
     fps = FpsMeter()
     done = 0
     paused = False
@@ -172,19 +172,23 @@ def _process(
                     server.publish(view, frame=frame.index, fps=rate, people=len(poses))
                 if args.show:
                     cv2.imshow(WINDOW_TITLE, view)
-                    key = cv2.waitKey(0 if paused else 1) & 0xFF
-                    if key in (27, ord("q")):
-                        return done, False
-                    if key == ord("p"):
+                    key = cv2.waitKey(0 if paused else 1)
+                    if _quit_key(key):
+                        return done, QUIT
+                    if key & 0xFF == ord("p"):
                         paused = not paused
             if stop.is_set():
-                return done, True
+                return done, INTERRUPTED
     except KeyboardInterrupt:
-        return done, True
+        return done, INTERRUPTED
     finally:
         if progress is not None:
             progress.close()
-    return done, False
+    return done, FINISHED
+
+
+def _quit_key(key: int) -> bool:
+    return key >= 0 and key & 0xFF in (27, ord("q"))
 
 
 class FpsMeter:
