@@ -11,8 +11,8 @@ from lightpose.decode import (
     decode_maps,
     decode_poses,
     decode_upsampled,
+    upsample_crop,
     upsample_maps,
-    upsample_window,
 )
 from lightpose.decode_fast import neighbour_max
 from lightpose.synthetic import random_people, render_maps
@@ -128,14 +128,17 @@ def test_windowed_upsampling_decodes_like_the_full_maps(seed, people, ratio, noi
 
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), ratio=st.sampled_from(WINDOW_RATIOS), channels=st.sampled_from([18, 38]))
-def test_upsample_window_equals_the_window_of_the_full_resize(seed, ratio, channels):
+def test_upsample_crop_equals_the_full_resize_over_its_rows_and_cols(seed, ratio, channels):
     rng = np.random.default_rng(seed)
     h, w = rng.integers(1, 30, 2)
     maps = rng.normal(0, 1, (channels, h, w)).astype(np.float32)
     k0, j0 = rng.integers(0, h), rng.integers(0, w)
     k1, j1 = rng.integers(k0, h), rng.integers(j0, w)
     expected = upsample_maps(maps, ratio)[:, ratio * k0 : ratio * (k1 + 1), ratio * j0 : ratio * (j1 + 1)]
-    np.testing.assert_array_equal(upsample_window(maps, ratio, (k0, k1), (j0, j1)), expected)
+    crop, (a0, b0) = upsample_crop(maps, ratio, (k0, k1), (j0, j1), out_tag="test" if seed % 2 else None)
+    assert crop.flags.c_contiguous and (a0, b0) == (max(k0 - 2, 0), max(j0 - 2, 0))
+    window = crop[ratio * (k0 - a0) : ratio * (k1 - a0 + 1), ratio * (j0 - b0) : ratio * (j1 - b0 + 1)]
+    np.testing.assert_array_equal(window.transpose(2, 0, 1), expected)
 
 
 def test_cubic_gain_bounds_upsampled_values():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lightpose.decode_fast import decode_upsampled_fast, extract_all_peaks, group_all
+from lightpose.decode_fast import SCRATCH, decode_upsampled_fast, extract_all_peaks, group_all
 from lightpose.model import STRIDE
 from lightpose.pose import Pose
 from lightpose.skeleton import GAP_FILLING_LIMBS, LIMB_PAF_CHANNELS, LIMBS, NUM_KEYPOINTS, NUM_LIMBS, NUM_PAFS
@@ -248,15 +248,21 @@ HOT_THRESHOLD = PEAK_THRESHOLD / (CUBIC_GAIN * 1.001)  # source values below thi
 WINDOW_RATIOS = (4, 8)  # ratios at which a cv2 window resize equals the same window of the full resize (tested)
 
 
-def upsample_window(maps: np.ndarray, ratio: int, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-    """Exactly `upsample_maps(maps, ratio)[:, r*k0 : r*(k1+1), r*j0 : r*(j1+1)]` for rows (k0, k1) and cols
-    (j0, j1) (inclusive source pixels) of (C, h, w) maps, resizing only those pixels and 2 around them (the cubic
-    taps). Only for ratios in WINDOW_RATIOS."""
+def upsample_crop(
+    maps: np.ndarray, ratio: int, rows: tuple[int, int], cols: tuple[int, int], out_tag: str | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Cubic-resize source rows (k0, k1) and cols (j0, j1) (inclusive) of (C, h, w) maps, with the 2 pixels around
+    them that the cubic taps reach; returns the C-contiguous (H, W, C) result and the source (row, col) of its
+    pixel (0, 0). For ratios in WINDOW_RATIOS its part over rows k0..k1 and cols j0..j1 equals the full resize
+    (`upsample_maps`) there bit for bit. `out_tag` writes into this thread's reused scratch array of that name."""
     (k0, k1), (j0, j1) = rows, cols
     h, w = maps.shape[1:]
     a0, a1, b0, b1 = max(k0 - 2, 0), min(k1 + 2, h - 1), max(j0 - 2, 0), min(j1 + 2, w - 1)
-    up = upsample_maps(maps[:, a0 : a1 + 1, b0 : b1 + 1], ratio)
-    return up[:, ratio * (k0 - a0) : ratio * (k1 - a0 + 1), ratio * (j0 - b0) : ratio * (j1 - b0 + 1)]
+    crop = np.ascontiguousarray(maps[:, a0 : a1 + 1, b0 : b1 + 1].transpose(1, 2, 0), dtype=np.float32)
+    shape = ((a1 - a0 + 1) * ratio, (b1 - b0 + 1) * ratio, maps.shape[0])
+    out = None if out_tag is None else SCRATCH.get(out_tag, shape, np.float32)
+    up = cv2.resize(crop, (0, 0), dst=out, fx=ratio, fy=ratio, interpolation=cv2.INTER_CUBIC)
+    return up.reshape(shape), (a0, b0)
 
 
 def _hot_span(mask: np.ndarray) -> tuple[int, int] | None:
@@ -287,14 +293,17 @@ def decode_maps(
     # Upsampled pixels whose 4x4 taps hold no hot source pixel stay below 0.1 (2 source pixels of reach).
     rows = (max(rows[0] - 2, 0), min(rows[1] + 2, heatmaps.shape[1] - 1))
     cols = (max(cols[0] - 2, 0), min(cols[1] + 2, heatmaps.shape[2] - 1))
-    window = upsample_window(keypoint_maps, upsample, rows, cols)
-    keypoints, counts = extract_all_peaks(window, (upsample * cols[0], upsample * rows[0]))
+    crop, (a0, b0) = upsample_crop(keypoint_maps, upsample, rows, cols, "heatmaps")
+    r = upsample
+    window = crop[r * (rows[0] - a0) : r * (rows[1] - a0 + 1), r * (cols[0] - b0) : r * (cols[1] - b0 + 1)]
+    keypoints, counts = extract_all_peaks(window.transpose(2, 0, 1), (r * cols[0], r * rows[0]))
     if len(keypoints) == 0:
         return np.zeros((0, ENTRY_SIZE)), keypoints
-    x0, y0 = (keypoints[:, :2].min(axis=0) // upsample).astype(int)
-    x1, y1 = (keypoints[:, :2].max(axis=0) // upsample).astype(int)
-    paf_window = upsample_window(pafs, upsample, (y0, y1), (x0, x1)).transpose(1, 2, 0)
-    return group_all(keypoints, counts, paf_window, (upsample * x0, upsample * y0)), keypoints
+    x0, y0 = (keypoints[:, :2].min(axis=0) // r).astype(int)
+    x1, y1 = (keypoints[:, :2].max(axis=0) // r).astype(int)
+    # The sample points of every limb lie within the keypoints' bounding box, where the crop is exact.
+    paf_crop, (a0, b0) = upsample_crop(pafs, r, (int(y0), int(y1)), (int(x0), int(x1)), "pafs")
+    return group_all(keypoints, counts, paf_crop, (r * b0, r * a0)), keypoints
 
 
 def entries_to_poses(entries: np.ndarray, all_keypoints: np.ndarray, coords_scale: float = 1.0) -> list[Pose]:

@@ -8,6 +8,9 @@ for bit equal (tests/test_decode_fast.py checks this on random, noisy and synthe
 
 from __future__ import annotations
 
+import math
+import threading
+
 import cv2
 import numpy as np
 
@@ -30,13 +33,36 @@ _LIMB_PAF_X = np.array([x for x, _ in LIMB_PAF_CHANNELS], dtype=np.int64)
 _LIMB_PAF_Y = np.array([y for _, y in LIMB_PAF_CHANNELS], dtype=np.int64)
 
 
-def neighbour_max(maps_hwc: np.ndarray) -> np.ndarray:
-    """(H, W, C) float32: the maximum of each pixel's 4 neighbours inside the map (NaN if any of them is NaN)."""
+class Scratch(threading.local):
+    """Per-thread reusable work arrays: fresh multi-megabyte temporaries would cost page faults on every call."""
+
+    def __init__(self) -> None:
+        self.flat: dict[str, np.ndarray] = {}
+
+    def get(self, tag: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A C-contiguous array of `shape` for `tag`, reused (and overwritten) by the next call with that tag."""
+        size = math.prod(shape)
+        buffer = self.flat.get(tag)
+        if buffer is None or buffer.size < size or buffer.dtype != dtype:
+            buffer = self.flat[tag] = np.empty(size, dtype=dtype)
+        return buffer[:size].reshape(shape)
+
+
+SCRATCH = Scratch()
+
+
+def neighbour_max(maps_hwc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, C) float32: the maximum of each pixel's 4 neighbours inside the map (NaN if any of them is NaN).
+
+    Written to `out` (C-contiguous, same shape) when given, else to a new array.
+    """
     if not np.isnan(maps_hwc.min()):
-        return cv2.dilate(maps_hwc, _CROSS).reshape(maps_hwc.shape)  # ignores the outside, as -inf padding
+        out = np.empty(maps_hwc.shape, np.float32) if out is None else out
+        cv2.dilate(maps_hwc, _CROSS, dst=out.reshape(maps_hwc.shape[:2] + (-1,)))  # outside: ignored (-inf pad)
+        return out
     padded = np.pad(maps_hwc, ((1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
     vertical = np.maximum(padded[:-2, 1:-1], padded[2:, 1:-1])
-    return np.maximum(vertical, np.maximum(padded[1:-1, :-2], padded[1:-1, 2:]))
+    return np.maximum(vertical, np.maximum(padded[1:-1, :-2], padded[1:-1, 2:]), out=out)
 
 
 def find_all_peaks(heatmaps_hwc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,7 +72,9 @@ def find_all_peaks(heatmaps_hwc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
     Returns (type, x, y) int64 arrays sorted by type, then x, then y (the reference's per-type peak order).
     """
-    mask = (heatmaps_hwc > neighbour_max(heatmaps_hwc)) & (heatmaps_hwc >= PEAK_THRESHOLD)
+    shape = heatmaps_hwc.shape
+    mask = np.greater(heatmaps_hwc, neighbour_max(heatmaps_hwc, SCRATCH.get("nmax", shape, np.float32)))
+    mask &= np.greater_equal(heatmaps_hwc, PEAK_THRESHOLD, out=SCRATCH.get("above", shape, np.bool_))
     flat = np.flatnonzero(mask)
     pixel, types = np.divmod(flat, heatmaps_hwc.shape[2])
     ys, xs = np.divmod(pixel, heatmaps_hwc.shape[1])
@@ -93,8 +121,8 @@ def extract_all_peaks(heatmaps: np.ndarray, origin: tuple[int, int] = (0, 0)) ->
     global id, by type then x then y; counts int64 (18,)).
     """
     hwc = heatmaps.transpose(1, 2, 0)
-    if not hwc.flags.c_contiguous:
-        hwc = np.ascontiguousarray(hwc)
+    if hwc.strides[2] != hwc.itemsize or hwc.strides[1] != hwc.shape[2] * hwc.itemsize:
+        hwc = np.ascontiguousarray(hwc)  # OpenCV needs each row's pixels contiguous (rows may be strided)
     types, xs, ys = find_all_peaks(hwc)
     keep = close_peak_mask(types, xs, ys)
     types, xs, ys = types[keep], xs[keep], ys[keep]
