@@ -59,6 +59,7 @@ class PoseTracker:
     with at least `min_keypoints` of them the previous id is kept, otherwise a new id is drawn from this
     tracker's counter (0, 1, 2, ...; ids are never reused). With `smooth`, each id owns a One-Euro filter per
     keypoint coordinate; a keypoint absent in the previous frame (or a new id) starts a fresh filter.
+    Smoothed coordinates stay float (the reference truncates them to int pixels).
     """
 
     def __init__(
