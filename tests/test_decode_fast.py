@@ -170,3 +170,15 @@ def test_decode_maps_without_peaks_and_with_nan_and_other_ratios():
         np.testing.assert_array_equal(got[1], expected[1])
     with pytest.raises(ValueError, match="upsample must be >= 1"):
         decode_maps(heatmaps, pafs, 0)
+
+
+def test_threads_decoding_at_once_do_not_share_scratch_arrays():
+    from concurrent.futures import ThreadPoolExecutor
+
+    scenes = [crowd(seed, 3 + seed % 4, height=24, width=40) for seed in range(8)]
+    expected = [decode_maps(*scene) for scene in scenes]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda scene: decode_maps(*scene), scenes * 4))
+    for got, want in zip(results, expected * 4):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
