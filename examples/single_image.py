@@ -10,7 +10,6 @@ import argparse
 import cv2
 
 import lightpose
-from lightpose.skeleton import DRAWN_LIMBS, KEYPOINT_COLOR
 
 
 def main() -> None:
@@ -28,10 +27,7 @@ def main() -> None:
     print(f"{len(poses)} people")
     for pose in poses:
         print(f"  score {pose.score:.2f}, {pose.num_keypoints} keypoints, bbox {pose.bbox}")
-        for a, b in DRAWN_LIMBS:
-            if pose.found[a] and pose.found[b]:
-                pa, pb = pose.xy[a].astype(int), pose.xy[b].astype(int)
-                cv2.line(image, tuple(pa.tolist()), tuple(pb.tolist()), KEYPOINT_COLOR, 2)
+    image = lightpose.draw_poses(image, poses, bbox=True)
     cv2.imwrite(args.output, image)
     print(f"wrote {args.output}")
 
