@@ -2,12 +2,12 @@
 
 Not a test. Run from the repository root (a few minutes on 2 cores):
 
-    .venv/bin/python benchmarks/bench.py [--repeat 15] [--threads N]
+    .venv/bin/python benchmarks/bench.py [--repeat 15] [--threads N] [--stat median|min]
 
 Prints markdown tables: the machine, the fp32 matmul roofline beside the network's achieved GFLOP/s, per-backend
 timings for a 1280x720 frame at network input 456x256, decoder timings (reference-exact loops vs the vectorised
-decoder) on synthetic crowds, and batch throughput. Timings are medians; the machine may be shared, so compare
-numbers within one run.
+decoder) on synthetic crowds, and batch throughput. Timings are medians by default; the machine may be shared, so
+compare numbers within one run; `--stat min` reports the best run, less sensitive to other processes.
 """
 
 from __future__ import annotations
@@ -40,7 +40,12 @@ CHECKPOINT = SHARED / "reference" / "golden" / "checkpoint_random_3stages.pth"
 NETWORK_GFLOP = 15.3  # per 456x256 frame (multiply-adds counted as 2 FLOPs)
 
 
-def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
+STATISTICS: dict[str, Callable[[list[float]], float]] = {"median": statistics.median, "min": min}
+statistic = STATISTICS["median"]  # set from --stat
+
+
+def time_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
+    """Milliseconds per call of `fn`: the chosen statistic (median, or min = best) of `repeat` timed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -48,7 +53,7 @@ def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return statistic(times) * 1e3
 
 
 def cpu_model() -> str:
@@ -105,14 +110,14 @@ def decode_ms(heatmaps: np.ndarray, pafs: np.ndarray, method: str, repeat: int) 
     def run() -> int:
         return len(entries_to_poses(*decode_maps(heatmaps, pafs, 4, method=method), 2.0))
 
-    return median_ms(run, repeat), run()
+    return time_ms(run, repeat), run()
 
 
 def batch_throughput(backend: Callable[[np.ndarray], object], batch: np.ndarray, repeat: int) -> tuple[float, float]:
     """Images/s of the network: one image per call vs the whole (N, 3, H, W) batch in one call."""
     runs = max(3, repeat // 5)
-    singles = median_ms(lambda: [backend(batch[i : i + 1]) for i in range(len(batch))], runs, warmup=1)
-    whole = median_ms(lambda: backend(batch), runs, warmup=1)
+    singles = time_ms(lambda: [backend(batch[i : i + 1]) for i in range(len(batch))], runs, warmup=1)
+    whole = time_ms(lambda: backend(batch), runs, warmup=1)
     return len(batch) * 1e3 / singles, len(batch) * 1e3 / whole
 
 
@@ -120,7 +125,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15, help="timed runs per measurement (median reported)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--stat", choices=tuple(STATISTICS), default="median", help="median (default) or min: best, for busy machines"
+    )
     args = parser.parse_args()
+    global statistic
+    statistic = STATISTICS[args.stat]
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     repeat = args.repeat
@@ -129,9 +139,10 @@ def main() -> None:
     print(f"- CPU: {cpu_model()}, {os.cpu_count()} cores visible; torch threads {torch.get_num_threads()}")
     print(f"- native bf16 (AVX512-BF16/AMX): {cpu_supports_bf16()}; no GPU in this run")
     print(f"- torch {torch.__version__}, numpy {np.__version__}, OpenCV {cv2.__version__}")
+    print(f"- timings: {args.stat} of --repeat {repeat} runs")
     print(f"- load average at start (other processes share these cores): {os.getloadavg()[0]:.2f}")
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    mm_ms = median_ms(lambda: torch.mm(a, b), max(5, repeat // 2))
+    mm_ms = time_ms(lambda: torch.mm(a, b), max(5, repeat // 2))
     matmul_gflops = 2 * 2048**3 / (mm_ms / 1e3) / 1e9
     print(f"- fp32 matmul (torch.mm 2048x2048): {mm_ms:.1f} ms = {matmul_gflops:.0f} GFLOP/s\n")
 
@@ -146,7 +157,7 @@ def main() -> None:
     print("trained network's maps of a few people cost.\n")
     crowd5 = crowd_maps(5, seed=5)
     crowd5_ms, _ = decode_ms(*crowd5, "fast", repeat)
-    prep_ms = median_ms(lambda: prepare_input(frame, 256), repeat)
+    prep_ms = time_ms(lambda: prepare_input(frame, 256), repeat)
     print(
         "| backend | preprocess ms | network ms | network GFLOP/s | decode ms (these maps) | e2e ms | e2e fps "
         "| e2e ms, 5-person decode | fps |"
@@ -156,10 +167,10 @@ def main() -> None:
     batch = np.stack([inputs] * 8)
     for name, backend in make_backends(model):
         est = PoseEstimator(backend, height=256)  # type: ignore[arg-type]
-        net_ms = median_ms(lambda backend=backend: backend(inputs[None]), repeat)
+        net_ms = time_ms(lambda backend=backend: backend(inputs[None]), repeat)
         heatmaps, pafs, _ = est.infer_maps(frame)
-        dec_ms = median_ms(lambda est=est, h=heatmaps, p=pafs: est.decode(h, p, transform), repeat)
-        e2e_ms = median_ms(lambda est=est: est(frame), repeat)
+        dec_ms = time_ms(lambda est=est, h=heatmaps, p=pafs: est.decode(h, p, transform), repeat)
+        e2e_ms = time_ms(lambda est=est: est(frame), repeat)
         composed = prep_ms + net_ms + crowd5_ms
         print(
             f"| {name} | {prep_ms:.1f} | {net_ms:.1f} | {NETWORK_GFLOP / net_ms * 1e3:.0f} | {dec_ms:.1f} "
@@ -172,7 +183,7 @@ def main() -> None:
     print("\n## Decoder: reference-exact loops vs vectorised (identical output), upsampling included\n")
     print("| maps | poses | reference ms | fast ms | speed-up |")
     print("|---|---|---|---|---|")
-    up_ms = median_ms(lambda: (upsample_maps(crowd5[0], 4), upsample_maps(crowd5[1], 4)), repeat)
+    up_ms = time_ms(lambda: (upsample_maps(crowd5[0], 4), upsample_maps(crowd5[1], 4)), repeat)
     cases = [(f"synthetic crowd, {n} people", crowd_maps(n, seed=n)) for n in (1, 5, 20)]
     hm, paf, _ = PoseEstimator(TorchBackend(model, "cpu")).infer_maps(frame)
     cases.append(("random-weight network on the frame", (hm, paf)))
