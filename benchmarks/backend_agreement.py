@@ -49,6 +49,7 @@ def main() -> None:
     images = [read_image(p) for p in paths]
 
     backends = [
+        ("torch fp32 BN-folded", TorchBackend(model, "cpu", fold_bn=True)),
         ("torch fp32 BN-folded channels_last", TorchBackend(model, "cpu", fold_bn=True, channels_last=True)),
         ("onnxruntime fp32", OnnxRuntimeBackend(model)),
         ("openvino fp32", OpenVINOBackend(model, precision="fp32")),
