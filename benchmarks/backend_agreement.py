@@ -84,7 +84,7 @@ def main() -> None:
             same_count += len(poses) == len(poses_ref)
         print(
             f"| {name} | {worst_h:.2e} | {worst_p:.2e} | {max(worst_h, worst_p) / scale:.1e} "
-            f"| {identical}/{len(images)} | {same_count}/{len(images)} | {score_diff:.1e} |"
+            f"| {identical}/{len(images)} | {same_count}/{len(images)} | {f'{score_diff:.1e}' if identical else '-'} |"
         )
 
 
