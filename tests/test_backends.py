@@ -16,6 +16,9 @@ from lightpose.estimator import PoseEstimator
 from lightpose.export import onnx_model_bytes
 from random_model import random_input, random_model
 
+pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'lightpose[onnx]'")
+pytest.importorskip("openvino", reason="needs the openvino extra: pip install 'lightpose[openvino]'")
+
 FP32_TOL = 2e-5
 BF16_MAX_TOL, BF16_MEAN_TOL = 0.05, 0.005
 needs_bf16 = pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no native bf16")

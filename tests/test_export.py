@@ -1,9 +1,6 @@
 """Exported ONNX / OpenVINO models: names, opset, dynamic shapes, agreement with torch, atomic writes, CLI."""
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-import openvino as ov
 import pytest
 import torch
 
@@ -12,6 +9,10 @@ from lightpose.backends import TorchBackend
 from lightpose.cli.main import main
 from lightpose.export import to_onnx, to_openvino
 from random_model import random_input, random_model
+
+onnx = pytest.importorskip("onnx", reason="needs the onnx extra: pip install 'lightpose[onnx]'")
+ort = pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'lightpose[onnx]'")
+ov = pytest.importorskip("openvino", reason="needs the openvino extra: pip install 'lightpose[openvino]'")
 
 TOL = 2e-5  # of the output range (about 50 here); float32 rounding only
 SIZES = ((1, 64, 96), (2, 80, 128))  # (batch, height, width): one exported file runs both
