@@ -183,11 +183,12 @@ def score_all_limbs(
     step_x = np.float32(1 / (POINTS_PER_LIMB - 1)) * dx
     step_y = np.float32(1 / (POINTS_PER_LIMB - 1)) * dy
     channel = _LIMB_PAF_X[limb]
-    # A pair needs 9 of its 10 points above 0.05: two failures among the first, last and middle points rule it
-    # out. Those points are computed with the same float32 operations as the full scoring below.
+    # A pair needs 9 of its 10 points above 0.05: two failures among a few probe points rule it out. Inner points
+    # go first (a pair of keypoints of different people usually crosses empty field). The probes are computed with
+    # the same float32 operations as the full scoring below.
     fails = np.zeros(len(limb), dtype=np.int64)
     alive = np.arange(len(limb))
-    for point in (0, POINTS_PER_LIMB - 1, POINTS_PER_LIMB // 2):
+    for point in (POINTS_PER_LIMB // 2, 2, 7):
         t = np.float32(point)
         px = (step_x[alive] * t + ax[alive]).round().astype(np.int32).astype(np.int64)
         py = (step_y[alive] * t + ay[alive]).round().astype(np.int32).astype(np.int64)
