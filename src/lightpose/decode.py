@@ -308,16 +308,16 @@ def decode_maps(
 
 def entries_to_poses(entries: np.ndarray, all_keypoints: np.ndarray, coords_scale: float = 1.0) -> list[Pose]:
     """Pose objects from pose entries; keypoint x, y = map pixel * coords_scale (float64 before the float32 store)."""
-    poses = []
-    for entry in entries:
-        keypoints = np.full((NUM_KEYPOINTS, 3), np.nan, dtype=np.float32)
-        ids = entry[:NUM_KEYPOINTS]
-        found = ids >= 0
-        rows = all_keypoints[ids[found].astype(np.int64)]
-        keypoints[found, :2] = rows[:, :2] * coords_scale
-        keypoints[found, 2] = rows[:, 2]
-        poses.append(Pose(keypoints, score=float(entry[SCORE]), grouped_count=int(entry[COUNT])))
-    return poses
+    if len(entries) == 0:
+        return []
+    ids = entries[:, :NUM_KEYPOINTS].astype(np.int64)
+    found = ids >= 0
+    rows = all_keypoints[np.where(found, ids, 0)]  # (P, 18, 4); rows of missing keypoints are masked below
+    keypoints = np.empty((len(entries), NUM_KEYPOINTS, 3), dtype=np.float32)
+    keypoints[..., :2] = np.where(found[..., None], rows[..., :2] * coords_scale, np.nan)
+    keypoints[..., 2] = np.where(found, rows[..., 2], np.nan)
+    scores, counts = entries[:, SCORE].tolist(), entries[:, COUNT].astype(np.int64).tolist()
+    return [Pose(k, score=s, grouped_count=c) for k, s, c in zip(keypoints, scores, counts)]
 
 
 def decode_poses(heatmaps: np.ndarray, pafs: np.ndarray, upsample: int = 4, *, method: str = "fast") -> list[Pose]:
