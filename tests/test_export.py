@@ -60,7 +60,8 @@ def test_onnx_round_trip_at_two_sizes(model, onnx_path):
 
 def test_openvino_round_trip_at_two_sizes(model, tmp_path):
     path = tmp_path / "pose.xml"
-    to_openvino(model, path, height=64, width=96)
+    difference = to_openvino(model, path, height=64, width=96)
+    assert difference is not None and difference < 1e-2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pose.bin", "pose.xml"]
     core = ov.Core()
     compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
@@ -74,12 +75,23 @@ def test_openvino_round_trip_at_two_sizes(model, tmp_path):
 
 def test_failed_verification_writes_nothing(model, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
-        raise RuntimeError("exported ONNX model differs from torch")
+        raise RuntimeError("exported model differs from torch")
 
     monkeypatch.setattr(export_module, "verify_onnx", broken)
+    monkeypatch.setattr(export_module, "verify_openvino", broken)
     with pytest.raises(RuntimeError, match="differs from torch"):
         to_onnx(model, tmp_path / "pose.onnx", height=64, width=96)
+    with pytest.raises(RuntimeError, match="differs from torch"):
+        to_openvino(model, tmp_path / "pose.xml", height=64, width=96)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_verification_catches_a_wrong_model(model):
+    def wrong(data):
+        return [np.zeros((1, c, data.shape[2] // 8, data.shape[3] // 8), np.float32) for c in (19, 38)]
+
+    with pytest.raises(RuntimeError, match="exported test model differs from torch"):
+        export_module.verify_against_torch(model, wrong, ((64, 96),), 1e-3, "test")
 
 
 def test_bad_arguments_are_refused(model, tmp_path):
@@ -105,3 +117,6 @@ def test_cli_exports_a_checkpoint(model, tmp_path, capsys):
     assert main([*args, "--height", "60"]) == 2
     assert "multiples of 8" in capsys.readouterr().err
     assert main(["export", "--format", "onnx", "--checkpoint", str(tmp_path / "nope.pth"), "--output", "x"]) == 2
+    xml = tmp_path / "cli.xml"
+    assert main(["export", "--format", "openvino", "--checkpoint", str(checkpoint), "--output", str(xml)]) == 0
+    assert xml.is_file() and xml.with_suffix(".bin").is_file()

@@ -10,7 +10,7 @@ import copy
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -108,16 +108,17 @@ def onnx_model_bytes(
     return _onnx_bytes(model, height, width, opset, dynamo)
 
 
-def verify_onnx(
-    model: nn.Module, onnx_bytes: bytes, sizes: tuple[tuple[int, int], ...] = ((64, 96),), atol: float = 1e-3
+def verify_against_torch(
+    model: nn.Module,
+    run: Callable[[np.ndarray], Sequence[np.ndarray]],
+    sizes: tuple[tuple[int, int], ...],
+    atol: float,
+    what: str,
 ) -> float:
-    """Run the ONNX model in onnxruntime (CPU) against torch fp32 at each (H, W); return the max abs difference.
+    """Run `run` (N, 3, H, W) -> (heatmaps, pafs) against torch fp32 at each (H, W); return the max abs difference.
 
-    Raises RuntimeError when it exceeds `atol`.
+    Raises RuntimeError naming `what` when it exceeds `atol`.
     """
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     reference = copy.deepcopy(model).cpu().float().eval()
     worst = 0.0
     rng = np.random.default_rng(0)
@@ -125,12 +126,45 @@ def verify_onnx(
         data = rng.uniform(-0.5, 0.5, (1, 3, height, width)).astype(np.float32)
         with torch.inference_mode():
             expected = reference(torch.from_numpy(data))
-        got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: data})
-        for out, ref in zip(got, expected[-2:]):
-            worst = max(worst, float(np.abs(out - ref.numpy()).max()))
+        for out, ref in zip(run(data), expected[-2:]):
+            if np.shape(out) != tuple(ref.shape):
+                raise RuntimeError(f"exported {what} model gives shape {np.shape(out)}, torch {tuple(ref.shape)}")
+            worst = max(worst, float(np.abs(np.asarray(out) - ref.numpy()).max()))
     if worst > atol:
-        raise RuntimeError(f"exported ONNX model differs from torch by {worst:.3g} (> {atol}); not written")
+        raise RuntimeError(f"exported {what} model differs from torch by {worst:.3g} (> {atol}); not written")
     return worst
+
+
+def verify_onnx(
+    model: nn.Module, onnx_bytes: bytes, sizes: tuple[tuple[int, int], ...] = ((64, 96),), atol: float = 1e-3
+) -> float:
+    """Run the ONNX model in onnxruntime (CPU) against torch fp32 at each (H, W); return the max abs difference."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    return verify_against_torch(
+        model, lambda data: session.run(list(OUTPUT_NAMES), {INPUT_NAME: data}), sizes, atol, "ONNX"
+    )
+
+
+def verify_openvino(
+    model: nn.Module, ov_model: Any, sizes: tuple[tuple[int, int], ...] = ((64, 96),), atol: float = 1e-3
+) -> float:
+    """Run an openvino.Model on CPU in f32 against torch fp32 at each (H, W); return the max abs difference."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+    def run(data: np.ndarray) -> list[np.ndarray]:
+        result = compiled({INPUT_NAME: data})
+        return [result[compiled.output(name)] for name in OUTPUT_NAMES]
+
+    return verify_against_torch(model, run, sizes, atol, "OpenVINO")
+
+
+def _check_sizes(height: int, width: int) -> tuple[tuple[int, int], ...]:
+    """The export size and a second one, to check that height and width really are dynamic."""
+    return ((height, width), (max(STRIDE, height // 2 // STRIDE * STRIDE), width + 2 * STRIDE))
 
 
 def to_onnx(
@@ -148,8 +182,7 @@ def to_onnx(
     abs difference of the maps (None without verify).
     """
     data = onnx_model_bytes(model, height=height, width=width, opset=opset)
-    second_size = (max(STRIDE, height // 2 // STRIDE * STRIDE), width + 2 * STRIDE)
-    worst = verify_onnx(model, data, ((height, width), second_size)) if verify else None
+    worst = verify_onnx(model, data, _check_sizes(height, width)) if verify else None
     with atomic_path(path, ".onnx") as tmp:
         tmp.write_bytes(data)
     return worst
@@ -163,10 +196,12 @@ def to_openvino(
     width: int = 456,
     opset: int = 18,
     compress_to_fp16: bool = False,
-) -> None:
+    verify: bool = True,
+) -> float | None:
     """Write the network as OpenVINO IR: `path` (.xml) and the weights beside it (.bin), dynamic batch/H/W.
 
-    Converted from the ONNX export; weights stay fp32 unless `compress_to_fp16`.
+    Converted from the ONNX export; weights stay fp32 unless `compress_to_fp16`. With `verify`, the model is first
+    run by OpenVINO (CPU, f32) at two input sizes against torch fp32; returns that max abs difference.
     """
     try:
         import openvino as ov
@@ -176,6 +211,7 @@ def to_openvino(
     if target.suffix != ".xml":
         raise ValueError(f"OpenVINO IR path must end in .xml (the weights go beside it as .bin), got {target}")
     ov_model = ov.Core().read_model(onnx_model_bytes(model, height=height, width=width, opset=opset), b"")
+    worst = verify_openvino(model, ov_model, _check_sizes(height, width)) if verify else None
     with atomic_path(target, ".xml") as tmp_xml:
         tmp_bin = tmp_xml.with_suffix(".bin")
         try:
@@ -184,3 +220,4 @@ def to_openvino(
             os.replace(tmp_bin, target.with_suffix(".bin"))
         finally:
             tmp_bin.unlink(missing_ok=True)
+    return worst

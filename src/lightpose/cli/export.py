@@ -11,7 +11,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "export",
         help="export the network to ONNX or OpenVINO IR",
         description="Export a checkpoint's network (last stage: heatmaps and PAFs) with dynamic batch, height and "
-        "width. ONNX files are checked in onnxruntime against torch before they are written.",
+        "width. The exported model is run (onnxruntime, or OpenVINO) against torch before it is written.",
     )
     parser.add_argument("--format", required=True, choices=("onnx", "openvino"), help="output format")
     parser.add_argument("--checkpoint", required=True, help="registered weights name, checkpoint path or URL")
@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
             difference = to_onnx(model, args.output, height=args.height, width=args.width, opset=args.opset)
             print(f"wrote {args.output} (onnxruntime vs torch: max abs difference {difference:.2e})")
         else:
-            to_openvino(model, args.output, height=args.height, width=args.width, opset=args.opset)
-            print(f"wrote {args.output} and its .bin weights")
+            difference = to_openvino(model, args.output, height=args.height, width=args.width, opset=args.opset)
+            print(f"wrote {args.output} and its .bin weights (OpenVINO vs torch: max abs difference {difference:.2e})")
     except (OSError, ValueError, ImportError, RuntimeError) as error:
         print(f"lightpose export: error: {error}", file=sys.stderr)
         return 2
