@@ -182,3 +182,18 @@ def test_threads_decoding_at_once_do_not_share_scratch_arrays():
     for got, want in zip(results, expected * 4):
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_window_check_detects_ratios_where_windows_differ(monkeypatch):
+    import lightpose.decode as decode_module
+
+    assert decode_module.windows_are_exact(4) and decode_module.windows_are_exact(8)
+    # At ratio 2 OpenCV's scalar row tails make windows differ in the last bit: the check must notice.
+    monkeypatch.setattr(decode_module, "WINDOW_RATIOS", (2, 4, 8))
+    assert not decode_module.windows_are_exact.__wrapped__(2)
+    heatmaps, pafs = crowd(8, 5)
+    monkeypatch.setattr(decode_module, "windows_are_exact", lambda ratio: False)  # the full-map fallback
+    expected = decode_upsampled(upsample_maps(heatmaps, 4), upsample_maps(pafs, 4), method="reference")
+    got = decode_maps(heatmaps, pafs, 4)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])

@@ -9,6 +9,8 @@ Pose entries are float64 (P, 20) arrays: [0..17] global keypoint ids (-1 where m
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -245,7 +247,30 @@ def decode_upsampled(heatmaps: np.ndarray, pafs: np.ndarray, *, method: str = "f
 # value is at most 1.375**2 times the largest |value| among its 4x4 source taps.
 CUBIC_GAIN = 1.375**2
 HOT_THRESHOLD = PEAK_THRESHOLD / (CUBIC_GAIN * 1.001)  # source values below this cannot make a peak
-WINDOW_RATIOS = (4, 8)  # ratios at which a cv2 window resize equals the same window of the full resize (tested)
+# Ratios at which resizing a window equals the same window of the full resize: OpenCV's cubic resize computes each
+# output value with the same float operations wherever it lies, except in a row's scalar tail after the SIMD loop;
+# at these ratios a row of 18 or 38 channels has no tail with 8-lane SIMD. `windows_are_exact` checks it once.
+WINDOW_RATIOS = (4, 8)
+
+
+@functools.cache
+def windows_are_exact(ratio: int) -> bool:
+    """Whether, with this OpenCV build and CPU, `upsample_crop` windows equal the full resize at `ratio`."""
+    if ratio not in WINDOW_RATIOS:
+        return False
+    rng = np.random.default_rng(0)
+    for channels in (18, 38):
+        for width in range(5, 14):
+            maps = rng.normal(0.0, 1.0, (channels, 9, width)).astype(np.float32)
+            full = upsample_maps(maps, ratio)
+            for rows, cols in (((2, 6), (1, width - 3)), ((0, 3), (3, width - 1)), ((4, 8), (0, width // 2))):
+                crop, (a0, b0) = upsample_crop(maps, ratio, rows, cols)
+                r = ratio
+                window = crop[r * (rows[0] - a0) : r * (rows[1] - a0 + 1), r * (cols[0] - b0) : r * (cols[1] - b0 + 1)]
+                expected = full[:, r * rows[0] : r * (rows[1] + 1), r * cols[0] : r * (cols[1] + 1)]
+                if not np.array_equal(window.transpose(2, 0, 1), expected):
+                    return False
+    return True
 
 
 def upsample_crop(
@@ -278,13 +303,14 @@ def decode_maps(
 
     With method "fast" at upsample 4 or 8, only the part of the maps that can hold a keypoint is upsampled: the
     heatmaps around source values >= 0.1 / CUBIC_GAIN, the PAFs over the keypoints' bounding box. The result is
-    the same as upsampling everything (windows of cv2's resize are bit-identical to the full resize there).
+    the same as upsampling everything (windows of cv2's resize are bit-identical to the full resize there; checked
+    once per process by `windows_are_exact`, else everything is upsampled).
     """
     heatmaps, pafs = check_maps(heatmaps, pafs)
     if upsample < 1:
         raise ValueError(f"upsample must be >= 1, got {upsample}")
     keypoint_maps = heatmaps[:NUM_KEYPOINTS]
-    if method != "fast" or upsample not in WINDOW_RATIOS or np.isnan(keypoint_maps.sum()):
+    if method != "fast" or not windows_are_exact(upsample) or np.isnan(keypoint_maps.sum()):
         return decode_upsampled(upsample_maps(heatmaps, upsample), upsample_maps(pafs, upsample), method=method)
     hot = (np.abs(keypoint_maps) >= HOT_THRESHOLD).any(axis=0)
     rows, cols = _hot_span(hot.any(axis=1)), _hot_span(hot.any(axis=0))
