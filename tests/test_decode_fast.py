@@ -184,13 +184,20 @@ def test_threads_decoding_at_once_do_not_share_scratch_arrays():
         np.testing.assert_array_equal(got[1], want[1])
 
 
-def test_window_check_detects_ratios_where_windows_differ(monkeypatch):
+def test_window_check_notices_any_difference_and_the_fallback_is_exact(monkeypatch):
     import lightpose.decode as decode_module
 
     assert decode_module.windows_are_exact(4) and decode_module.windows_are_exact(8)
-    # At ratio 2 OpenCV's scalar row tails make windows differ in the last bit: the check must notice.
-    monkeypatch.setattr(decode_module, "WINDOW_RATIOS", (2, 4, 8))
-    assert not decode_module.windows_are_exact.__wrapped__(2)
+    real_crop = decode_module.upsample_crop
+
+    def crop_one_ulp_off(*args, **kwargs):
+        crop, origin = real_crop(*args, **kwargs)
+        np.nextafter(crop, np.float32(np.inf), out=crop)
+        return crop, origin
+
+    monkeypatch.setattr(decode_module, "upsample_crop", crop_one_ulp_off)
+    assert not decode_module.windows_are_exact.__wrapped__(4)  # a last-bit difference is noticed
+    monkeypatch.setattr(decode_module, "upsample_crop", real_crop)
     heatmaps, pafs = crowd(8, 5)
     monkeypatch.setattr(decode_module, "windows_are_exact", lambda ratio: False)  # the full-map fallback
     expected = decode_upsampled(upsample_maps(heatmaps, 4), upsample_maps(pafs, 4), method="reference")
