@@ -247,9 +247,8 @@ def decode_upsampled(heatmaps: np.ndarray, pafs: np.ndarray, *, method: str = "f
 # value is at most 1.375**2 times the largest |value| among its 4x4 source taps.
 CUBIC_GAIN = 1.375**2
 HOT_THRESHOLD = PEAK_THRESHOLD / (CUBIC_GAIN * 1.001)  # source values below this cannot make a peak
-# Ratios at which resizing a window equals the same window of the full resize: OpenCV's cubic resize computes each
-# output value with the same float operations wherever it lies, except in a row's scalar tail after the SIMD loop;
-# at these ratios a row of 18 or 38 channels has no tail with 8-lane SIMD. `windows_are_exact` checks it once.
+# Ratios at which resizing a window was found to give the same values as the full resize over that window (at
+# ratio 2 some windows differ in the last bit); `windows_are_exact` checks it once per process with this OpenCV.
 WINDOW_RATIOS = (4, 8)
 
 
