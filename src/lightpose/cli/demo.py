@@ -129,12 +129,13 @@ def run(args: argparse.Namespace) -> int:
         tracker = PoseTracker(smooth=smooth) if track else None
         done, ending = _process(source, estimator, tracker, outputs, server, args, stop)
         outputs.close()
+        if server is not None and ending == FINISHED:
+            server.finish()  # before the message below, which tells a watcher the outputs are final
         written = f"; wrote {', '.join(map(str, outputs.paths))}" if outputs.paths and done else ""
         print(f"{PROG}: {ending} after {done} frames{written}", file=sys.stderr, flush=True)
         if ending == INTERRUPTED:
             return EXIT_INTERRUPTED
         if server is not None and ending == FINISHED:
-            server.finish()
             print(f"{PROG}: still serving {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
             while not (stop.wait(0.2) or (args.show and _quit_key(cv2.waitKey(1)))):
                 pass
