@@ -194,24 +194,54 @@ def find_chromium() -> str | None:
     return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="no chromium: .ci/run installs Debian's chromium where apt works")
+def screenshot(url: str, path: Path, profile: Path) -> np.ndarray:
+    """A headless-chromium screenshot (400x300) of `url` after 3 s of page time, as a BGR image."""
+    browser = [find_chromium() or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"]
+    browser += ["--no-first-run", "--disable-background-networking", "--disable-component-update"]
+    browser += ["--disable-sync", f"--user-data-dir={profile}", "--window-size=400,300"]
+    browser += ["--virtual-time-budget=3000", f"--screenshot={path}", url]
+    run = subprocess.run(browser, capture_output=True, text=True, timeout=90, cwd=path.parent)
+    image = cv2.imread(str(path))
+    assert image is not None, run.stderr[-2000:]
+    return image
+
+
+def share_of_color(image: np.ndarray, color: tuple[int, int, int]) -> float:
+    """Pixels within 60 of the BGR `color` on every channel, as a multiple of a 160x120 frame's area."""
+    close = np.all(np.abs(image.astype(int) - np.array(color)) < 60, axis=2)
+    return float(close.sum()) / (160 * 120)
+
+
+needs_chromium = pytest.mark.skipif(
+    find_chromium() is None, reason="no chromium: .ci/run installs Debian's chromium where apt works"
+)
+
+
+@needs_chromium
 def test_headless_browser_renders_the_live_view(tmp_path: Path, checkpoint: Path) -> None:
     video = write_video(tmp_path / "in.mp4", frames=4, color=MAGENTA)
     demo = ServingDemo(["--video", str(video), "--checkpoint", str(checkpoint), "--height", "64"])
     try:
         demo.wait_for("input finished after .* frames")
-        shot = tmp_path / "shot.png"
-        browser = [find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"]
-        browser += ["--no-first-run", "--disable-background-networking", "--disable-component-update"]
-        browser += ["--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=400,300"]
-        browser += ["--virtual-time-budget=3000", f"--screenshot={shot}", demo.url]
-        run = subprocess.run(browser, capture_output=True, text=True, timeout=90, cwd=tmp_path)
-        assert shot.exists(), run.stderr[-2000:]
+        image = screenshot(demo.url, tmp_path / "shot.png", tmp_path / "profile")
     finally:
         demo.stop()
-    image = cv2.imread(str(shot))
     b, g, r = (image[..., c].astype(int) for c in range(3))
     magenta = (b > 200) & (r > 200) & (g < 60)
     assert magenta.sum() > 0.5 * 160 * 120  # the stream's frame is on the page
     page_background = image[-5:, -5:].reshape(-1, 3)
     assert np.all(page_background < 60)  # the page itself is dark: magenta comes from the video only
+
+
+@needs_chromium
+def test_headless_browser_follows_the_stream_between_shots(tmp_path: Path) -> None:
+    green, blue = (0, 200, 0), (200, 60, 0)
+    frame = np.zeros((120, 160, 3), np.uint8)
+    with LiveServer("127.0.0.1", 0) as live:
+        live.start()
+        live.publish(np.full_like(frame, green), frame=0, fps=10.0, people=0)
+        first = screenshot(live.url, tmp_path / "first.png", tmp_path / "profile1")
+        live.publish(np.full_like(frame, blue), frame=1, fps=10.0, people=0)
+        second = screenshot(live.url, tmp_path / "second.png", tmp_path / "profile2")
+    assert share_of_color(first, green) > 0.5 and share_of_color(first, blue) < 0.05  # not blank: frame 0 shows
+    assert share_of_color(second, blue) > 0.5 and share_of_color(second, green) < 0.05  # the next frame replaced it

@@ -318,19 +318,19 @@ def _resolve_and_load(url: str, cache_dir: str, barrier, results) -> None:  # al
 
 
 def test_concurrent_processes_download_once(server: FileServer, tmp_path: Path) -> None:
-    """Three processes at once (two spawned, plus this one) download once, and all load the file."""
+    """Four processes at once (three spawned, plus this one) download once, and all load the file."""
     server.plan["ckpt.pth"].append("slow")
     context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(3), context.Queue()
+    barrier, results = context.Barrier(4), context.Queue()
     args = (server.url("ckpt.pth"), str(tmp_path), barrier, results)
-    children = [context.Process(target=_resolve_and_load, args=args) for _ in range(2)]
+    children = [context.Process(target=_resolve_and_load, args=args) for _ in range(3)]
     for child in children:
         child.start()
     _resolve_and_load(*args)
-    outcomes = [results.get(timeout=60) for _ in range(3)]
+    outcomes = [results.get(timeout=60) for _ in range(4)]
     for child in children:
         child.join(timeout=30)
-    assert [child.exitcode for child in children] == [0, 0]
+    assert [child.exitcode for child in children] == [0, 0, 0]
     assert len({path for path, _ in outcomes}) == 1 and all(n == 250 for _, n in outcomes)
     assert len(server.requests) == 1
 
