@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -143,19 +143,26 @@ def keypoint_similarity(a: Pose, b: Pose, threshold: float = 0.5) -> int:
     The reference tracker's rule: area = the larger of the two integer bounding-box areas
     (cv2.boundingRect of the keypoints truncated to int), sim = exp(-d^2 / (2 (area + eps) var_k)).
     """
-    both = a.found & b.found
-    if not both.any():
-        return 0
-    area = max(_bbox_area(a), _bbox_area(b))
-    d2 = ((a.keypoints[both, :2] - b.keypoints[both, :2]) ** 2).sum(axis=1)
-    sim = np.exp(-d2 / (2.0 * (area + np.spacing(1)) * OKS_VARS[both]))
-    return int((sim > threshold).sum())
+    return int(similar_keypoint_counts([a], [b], threshold)[0, 0])
 
 
-def _bbox_area(pose: Pose) -> float:
-    found = pose.found
-    if not found.any():
-        return 0.0
-    xy = pose.keypoints[found, :2].astype(np.int64)  # truncation toward zero, as int() in the reference
-    w, h = xy.max(axis=0) - xy.min(axis=0) + 1
-    return float(w * h)
+def similar_keypoint_counts(current: Sequence[Pose], previous: Sequence[Pose], threshold: float = 0.5) -> np.ndarray:
+    """`keypoint_similarity` of every (current, previous) pair at once: int64 (len(current), len(previous))."""
+    if not current or not previous:
+        return np.zeros((len(current), len(previous)), dtype=np.int64)
+    xy_a = np.stack([p.keypoints[:, :2] for p in current])  # (N, 18, 2) float32, NaN where missing
+    xy_b = np.stack([p.keypoints[:, :2] for p in previous])  # (M, 18, 2)
+    area = np.maximum.outer(_bbox_areas(xy_a), _bbox_areas(xy_b))  # (N, M)
+    d2 = ((xy_a[:, None] - xy_b[None]) ** 2).sum(axis=-1)  # (N, M, 18), NaN unless found in both
+    sim = np.exp(-d2 / (2.0 * (area[..., None] + np.spacing(1)) * OKS_VARS))
+    return (sim > threshold).sum(axis=-1)
+
+
+def _bbox_areas(xy: np.ndarray) -> np.ndarray:
+    """Integer bounding-box areas (w + 1) * (h + 1) of (P, 18, 2) keypoints truncated to int; 0 without keypoints."""
+    found = ~np.isnan(xy[..., 0])
+    ints = np.where(found[..., None], np.trunc(np.nan_to_num(xy)), 0.0)
+    lo = np.where(found[..., None], ints, np.inf).min(axis=1)
+    hi = np.where(found[..., None], ints, -np.inf).max(axis=1)
+    sides = np.where(found.any(axis=1)[:, None], hi - lo + 1, 0.0)
+    return sides[:, 0] * sides[:, 1]

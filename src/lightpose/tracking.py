@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lightpose.pose import Pose, keypoint_similarity
+from lightpose.pose import Pose, similar_keypoint_counts
 
 
 def _smoothing_factor(rate: float, cutoff: np.ndarray | float) -> np.ndarray:
@@ -55,7 +55,8 @@ class PoseTracker:
     """Gives poses stable ids across frames and optionally smooths their keypoints.
 
     `update(poses)` follows the reference `track_poses`: current poses, by descending score, each take the
-    not-yet-matched previous pose with the most similar keypoints (`keypoint_similarity` > `similarity`);
+    not-yet-matched previous pose with the most similar keypoints (`lightpose.pose.keypoint_similarity` >
+    `similarity`);
     with at least `min_keypoints` of them the previous id is kept, otherwise a new id is drawn from this
     tracker's counter (0, 1, 2, ...; ids are never reused). With `smooth`, each id owns a One-Euro filter per
     keypoint coordinate; a keypoint absent in the previous frame (or a new id) starts a fresh filter.
@@ -92,17 +93,16 @@ class PoseTracker:
     def update(self, poses: Sequence[Pose]) -> list[Pose]:
         """New Pose objects (input order) with `id` set and, with smoothing, smoothed keypoints."""
         order = sorted(range(len(poses)), key=lambda i: poses[i].score, reverse=True)
-        available = list(self._previous)
+        counts = similar_keypoint_counts(poses, self._previous, self.similarity)  # (current, previous)
+        available = np.ones(len(self._previous), dtype=bool)
         ids: dict[int, int] = {}
         for i in order:
-            best, best_count = None, 0
-            for candidate in available:
-                count = keypoint_similarity(poses[i], candidate, self.similarity)
-                if count > best_count:
-                    best, best_count = candidate, count
-            if best is not None and best_count >= self.min_keypoints and best.id is not None:
-                ids[i] = best.id
-                available.remove(best)
+            candidates = np.where(available, counts[i], 0)
+            best = int(np.argmax(candidates)) if len(candidates) else -1  # the first of equal counts, as the reference
+            best_id = self._previous[best].id if best >= 0 else None
+            if best >= 0 and candidates[best] >= self.min_keypoints and best_id is not None:
+                ids[i] = best_id
+                available[best] = False
             else:
                 ids[i] = self._next_id
                 self._next_id += 1

@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--height", type=int, default=256, help="network input height (default 256)")
     parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "openvino"),
+        default="torch",
+        help="network runtime (default torch; onnxruntime and openvino need the lightpose[onnx] / [openvino] extras)",
+    )
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="network precision (default fp32)"
+    )
+    parser.add_argument(
         "--track",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -296,10 +305,10 @@ def _open_source(args: argparse.Namespace) -> FrameSource:
 
 def _load_estimator(args: argparse.Namespace) -> PoseEstimator:
     try:
-        if args.checkpoint is None:
-            return PoseEstimator.from_pretrained(device=args.device, height=args.height)
-        return PoseEstimator.from_pretrained(args.checkpoint, device=args.device, height=args.height)
-    except (OSError, ValueError, KeyError) as error:
+        return PoseEstimator.from_pretrained(
+            args.checkpoint, device=args.device, height=args.height, backend=args.backend, precision=args.precision
+        )
+    except (OSError, ValueError, KeyError, ImportError) as error:
         raise UsageError(str(error)) from None
 
 
