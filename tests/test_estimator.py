@@ -85,3 +85,10 @@ def test_directories_and_unknown_devices_are_refused(tmp_path, random_estimator)
         random_estimator(tmp_path)
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         PoseEstimator(LightweightOpenPose(), device="gpu0")
+
+
+def test_inputs_that_are_neither_images_nor_lists_are_refused(random_estimator):
+    with pytest.raises(TypeError, match="got int"):
+        random_estimator(3)
+    with pytest.raises(TypeError, match="got dict"):
+        random_estimator([{"image": 1}])

@@ -120,6 +120,11 @@ class PoseEstimator:
         """
         if isinstance(images, (np.ndarray, str, os.PathLike)):
             return self.decode(*self.infer_maps(images))
+        if not isinstance(images, Sequence):
+            raise TypeError(
+                "expected a BGR uint8 image (numpy array), an image path, or a list of them; "
+                f"got {type(images).__name__}"
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         prepared = [prepare_input(self._load(image), self.height) for image in images]
