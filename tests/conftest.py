@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lightpose.model import LightweightOpenPose
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
@@ -45,3 +47,12 @@ def people_dir() -> Path:
 def mobilenet_weights() -> Path:
     """../shared/data/mobilenet_v1_imagenet.pth.tar: ImageNet MobileNet v1 in --from-mobilenet format."""
     return _require(shared_root() / "data" / "mobilenet_v1_imagenet.pth.tar")
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state dict of LightweightOpenPose() with torch.manual_seed(0) weights, saved as a file."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "random.pth"
+    torch.save(LightweightOpenPose().state_dict(), path)
+    return path

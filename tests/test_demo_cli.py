@@ -14,11 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from lightpose.cli.demo import UsageError, main, parse_address, window_unavailable_reason
 from lightpose.cli.demo_outputs import frame_record
-from lightpose.model import LightweightOpenPose
 from lightpose.pose import Pose
 from lightpose.skeleton import NUM_KEYPOINTS
 from lightpose.sources import Frame
@@ -61,14 +59,6 @@ def read_video(path: Path) -> list[np.ndarray]:
 
 def read_json_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "random.pth"
-    torch.save(LightweightOpenPose().state_dict(), path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
-import torch
 
-from lightpose.model import LightweightOpenPose
 from lightpose.serve import LiveServer
 
 MAGENTA = (255, 0, 255)  # BGR
@@ -131,14 +129,6 @@ def write_video(path: Path, frames: int, color: tuple[int, int, int]) -> Path:
         cv2.rectangle(image, (10 + 5 * i, 40), (40 + 5 * i, 100), (255, 255, 255), -1)
         writer.write(image)
     writer.release()
-    return path
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "random.pth"
-    torch.save(LightweightOpenPose().state_dict(), path)
     return path
 
 
