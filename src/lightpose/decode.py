@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from lightpose.decode_fast import SCRATCH, decode_upsampled_fast, extract_all_peaks, group_all
-from lightpose.model import STRIDE
+from lightpose.skeleton import STRIDE
 from lightpose.pose import Pose
 from lightpose.skeleton import GAP_FILLING_LIMBS, LIMB_PAF_CHANNELS, LIMBS, NUM_KEYPOINTS, NUM_LIMBS, NUM_PAFS
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from lightpose.backends import Backend, make_backend
 from lightpose.decode import decode_maps, entries_to_poses
-from lightpose.model import STRIDE
+from lightpose.skeleton import STRIDE
 from lightpose.pose import Pose
 from lightpose.preprocess import InputTransform, check_image, prepare_input
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightpose.model import STRIDE
+from lightpose.skeleton import STRIDE
 
 INPUT_NAME = "data"
 OUTPUT_NAMES = ("heatmaps", "pafs")

@@ -11,9 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightpose.skeleton import NUM_HEATMAPS, NUM_PAFS
+from lightpose.errors import CheckpointError
+from lightpose.skeleton import NUM_HEATMAPS, NUM_PAFS, STRIDE
 
-STRIDE = 8
+__all__ = ["STRIDE", "CheckpointError", "LightweightOpenPose"]
 
 
 def _conv(
@@ -167,10 +168,6 @@ class LightweightOpenPose(nn.Module):
         for stage in self.refinement_stages:
             outputs.extend(stage(torch.cat([features, outputs[-2], outputs[-1]], dim=1)))
         return outputs
-
-
-class CheckpointError(ValueError):
-    """A checkpoint does not fit the model (missing keys or wrong shapes) or is not a state dict."""
 
 
 def extract_state_dict(checkpoint: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lightpose.model import STRIDE
+from lightpose.skeleton import STRIDE
 
 PIXEL_MEAN = np.float32(128.0)
 PIXEL_SCALE = np.float32(1.0 / 256.0)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+STRIDE = 8  # network output stride: one map pixel is 8 input pixels
+
 KEYPOINT_NAMES: tuple[str, ...] = (
     "nose", "neck",
     "r_sho", "r_elb", "r_wri",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lightpose.model import STRIDE
+from lightpose.skeleton import STRIDE
 from lightpose.skeleton import NUM_KEYPOINTS
 from lightpose.training.targets import keypoint_heatmaps, part_affinity_fields
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from lightpose.model import STRIDE
+from lightpose.skeleton import STRIDE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

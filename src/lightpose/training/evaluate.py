@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from lightpose.decode import decode_upsampled, entries_to_poses
 from lightpose.estimator import PoseEstimator, read_image
-from lightpose.model import STRIDE
+from lightpose.skeleton import STRIDE
 from lightpose.preprocess import check_image, prepare_input
 from lightpose.skeleton import NUM_HEATMAPS, NUM_PAFS
 from lightpose.training.flip import mirror_maps
