@@ -90,6 +90,10 @@ class PoseEstimator:
         )
         return cls(model, device=device, height=height, backend=backend, precision=precision)
 
+    def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Last-stage maps of a prepared (N, 3, H, W) float32 batch: heatmaps (N, 19, H/8, W/8), PAFs (N, 38, ...)."""
+        return self.backend(batch)
+
     def infer_maps(self, image: ImageInput) -> tuple[np.ndarray, np.ndarray, InputTransform]:
         """Last-stage network outputs for one image: heatmaps (19, h, w), PAFs (38, h, w) float32 at stride 8
         of the network input, and the InputTransform back to image pixels."""
