@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lightpose import Keypoint, Pose
-from lightpose.pose import keypoint_similarity
+from lightpose.tracking import keypoint_similarity
 
 
 def make_pose(points: dict[int, tuple[float, float]], score: float = 5.0) -> Pose:

@@ -3,17 +3,23 @@
 from lightpose import weights  # lightpose.weights.list_weights() works after `import lightpose`
 from lightpose.decode import decode_poses
 from lightpose.draw import draw_poses
+from lightpose.errors import LightposeError
 from lightpose.estimator import PoseEstimator
 from lightpose.model import LightweightOpenPose
-from lightpose.pose import Keypoint, Pose
+from lightpose.pose import Keypoint, Pose, PoseResult
+from lightpose.skeleton import OPENPOSE_COCO, Skeleton
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
+    "OPENPOSE_COCO",
     "Keypoint",
+    "LightposeError",
     "LightweightOpenPose",
     "Pose",
     "PoseEstimator",
+    "PoseResult",
+    "Skeleton",
     "__version__",
     "decode_poses",
     "draw_poses",

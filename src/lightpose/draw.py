@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from lightpose.pose import Pose
-from lightpose.skeleton import BBOX_COLOR, DRAWN_LIMBS, ID_COLOR, KEYPOINT_COLOR, LIMB_COLOR
+from lightpose.skeleton import BBOX_COLOR, ID_COLOR
 
 Color = tuple[int, int, int]
 
@@ -20,17 +20,18 @@ def draw_poses(
     bbox: bool = False,
     ids: bool | None = None,
     inplace: bool = False,
-    limb_color: Color = LIMB_COLOR,
-    keypoint_color: Color = KEYPOINT_COLOR,
+    limb_color: Color | None = None,
+    keypoint_color: Color | None = None,
     radius: int = 3,
     thickness: int = 2,
     opacity: float = 0.4,
 ) -> np.ndarray:
     """Skeletons on a BGR uint8 (H, W, 3) image; keypoints are (x, y) pixels of that image.
 
-    As the reference demo: the 17 drawn limbs (lines `thickness` 2) and their keypoints (filled circles of
+    As the reference demo: the skeleton's drawn limbs (17 for the published layout) (lines `thickness` 2) and their keypoints (filled circles of
     `radius` 3), blended as original * (1 - opacity) + drawing * opacity (0.6 / 0.4); then, unblended, the
-    keypoints' bounding boxes (`bbox`) and "id: N" labels (`ids`; None = when any pose has an id).
+    keypoints' bounding boxes (`bbox`) and "id: N" labels (`ids`; None = when any pose has an id). Colours
+    default to each pose's skeleton colours.
     Coordinates are truncated to integer pixels, as the reference does. Returns a new image, or `image`
     itself drawn on when `inplace`.
     """
@@ -42,7 +43,10 @@ def draw_poses(
     drawing = image.copy()
     pixels = [_pixels(pose) for pose in poses]
     for pose, points in zip(poses, pixels):
-        _draw_skeleton(drawing, pose.found, points, limb_color, keypoint_color, radius, thickness)
+        skeleton = pose.skeleton
+        limbs = [skeleton.limbs[i] for i in skeleton.drawn_limbs or ()]
+        colors = (limb_color or skeleton.limb_color, keypoint_color or skeleton.keypoint_color)
+        _draw_skeleton(drawing, pose.found, points, limbs, colors, radius, thickness)
     out = cv2.addWeighted(image, 1.0 - opacity, drawing, opacity, 0.0, dst=image if inplace else None)
     if ids is None:
         ids = any(pose.id is not None for pose in poses)
@@ -59,7 +63,7 @@ def draw_poses(
 
 
 def _pixels(pose: Pose) -> np.ndarray:
-    """int64 (18, 2) keypoint pixels, truncated toward zero as the reference; 0 where missing."""
+    """int64 (K, 2) keypoint pixels, truncated toward zero as the reference; 0 where missing."""
     points = np.zeros((len(pose.keypoints), 2), dtype=np.int64)
     found = pose.found
     points[found] = pose.keypoints[found, :2].astype(np.int64)
@@ -70,12 +74,13 @@ def _draw_skeleton(
     canvas: np.ndarray,
     found: np.ndarray,
     points: np.ndarray,
-    limb_color: Color,
-    keypoint_color: Color,
+    limbs: Sequence[tuple[int, int]],
+    colors: tuple[Color, Color],
     radius: int,
     thickness: int,
 ) -> None:
-    for a, b in DRAWN_LIMBS:
+    limb_color, keypoint_color = colors
+    for a, b in limbs:
         if found[a] and found[b]:
             cv2.line(canvas, _pt(points[a]), _pt(points[b]), limb_color, thickness)
     for k in np.flatnonzero(found):

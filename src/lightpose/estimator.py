@@ -1,45 +1,37 @@
-"""PoseEstimator: image -> preprocess -> backend -> decode -> poses in image pixels."""
+"""PoseEstimator: image -> preprocess -> backend -> decode -> PoseResult in image pixels, and the one stream."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Union, overload
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Union, overload
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from lightpose import pipeline
 from lightpose.backends import Backend, make_backend
 from lightpose.decode import decode_maps, entries_to_poses
-from lightpose.skeleton import STRIDE
-from lightpose.pose import Pose
-from lightpose.preprocess import InputTransform, check_image, prepare_input
+from lightpose.pipeline import Inferred, Prepared
+from lightpose.pose import Pose, PoseResult
+from lightpose.preprocess import InputTransform, check_height, check_image, prepare_input
+from lightpose.skeleton import OPENPOSE_COCO, STRIDE, Skeleton
+from lightpose.sources import Frame, FrameSource, ImageSource, SourceSpec, load_frame, open_source
+from lightpose.tracking import PoseTracker
 
 ImageInput = Union[np.ndarray, str, os.PathLike]  # noqa: UP007 (a runtime alias on Python 3.10)
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as BGR uint8 (H, W, 3); FileNotFoundError/ValueError naming the file otherwise."""
-    path = Path(path)
-    if path.is_dir():
-        raise FileNotFoundError(f"{path} is a directory, not a file: pass an image file")
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"could not decode {path} as an image (is it a JPEG/PNG/BMP/... file?)")
-    return image
 
 
 class PoseEstimator:
     """Multi-person 2D pose estimation with Lightweight OpenPose.
 
-    `est(image)` takes a BGR uint8 (H, W, 3) image or an image path and returns a list of `Pose` with keypoints in
-    pixels of that image; `est([img1, img2])` returns one list per image. Network input height is `height`
-    (the demo's 256); maps are upsampled by `upsample` (4) before decoding, as the reference demo does.
+    `est(image)` takes a BGR uint8 (H, W, 3) image, an image path or an http(s) image URL and returns a
+    `PoseResult` (a sequence of `Pose`, keypoints in pixels of that image); `est([img1, img2])` returns one
+    PoseResult per image; `est.stream(source)` yields one per frame of a camera, video, stream, folder or glob.
+    Network input height is `height` (the demo's 256); maps are upsampled by `upsample` (4) before decoding, as
+    the reference demo does. Build one with `PoseEstimator.from_pretrained(...)`, or from a network you made.
     """
 
     def __init__(
@@ -51,19 +43,36 @@ class PoseEstimator:
         upsample: int = 4,
         backend: str = "torch",
         precision: str = "fp32",
+        skeleton: Skeleton | None = None,
     ) -> None:
-        if height < STRIDE or height % STRIDE:
-            raise ValueError(f"height must be a positive multiple of {STRIDE}, got {height}")
-        if upsample < 1:
-            raise ValueError(f"upsample must be >= 1, got {upsample}")
-        if isinstance(model, nn.Module):
-            self.backend: Backend = make_backend(model, backend, device=device, precision=precision)
-        elif (backend, precision) != ("torch", "fp32"):
-            raise ValueError("backend/precision apply to a torch model; a ready Backend object is used as given")
-        else:
-            self.backend = model
-        self.height = height
+        if model is None or isinstance(model, (str, os.PathLike)):
+            raise TypeError(
+                f"PoseEstimator() takes a network (a torch nn.Module) or a Backend, got {model!r}: to load weights "
+                "by name, path or URL use PoseEstimator.from_pretrained(...)"
+            )
+        self.height = check_height(height)
+        if isinstance(upsample, bool) or not isinstance(upsample, int) or upsample < 1:
+            raise ValueError(f"upsample must be an int >= 1, got {upsample!r}")
         self.upsample = upsample
+        if isinstance(model, nn.Module):
+            self._runtime: Backend = make_backend(model, backend, device=device, precision=precision)
+        elif not callable(model):
+            raise TypeError(f"PoseEstimator() takes a torch nn.Module or a Backend, got {type(model).__name__}")
+        elif (backend, precision) != ("torch", "fp32"):
+            raise ValueError("backend and precision apply to a torch model; a ready Backend object is used as given")
+        else:
+            self._runtime = model
+        self.skeleton: Skeleton = skeleton or getattr(model, "skeleton", None) or OPENPOSE_COCO
+
+    @property
+    def backend(self) -> str:
+        """The backend's name: "torch", "onnxruntime" or "openvino"."""
+        return str(getattr(self._runtime, "name", type(self._runtime).__name__))
+
+    @property
+    def description(self) -> str:
+        """What runs the network, in words (e.g. "openvino fp32 (CPU)"), for logs and start lines."""
+        return str(getattr(self._runtime, "description", self.backend))
 
     @classmethod
     def from_pretrained(
@@ -79,86 +88,191 @@ class PoseEstimator:
         precision: str = "fp32",
     ) -> PoseEstimator:
         """Build an estimator from a registered weights name (default: the published COCO model), a local
-        checkpoint path or an http(s) URL; downloads are cached and verified (see `lightpose.weights`).
+        checkpoint path or an http(s) URL; downloads are cached and verified.
 
-        backend: "torch", "onnxruntime" or "openvino" (extras `lightpose[onnx]`, `lightpose[openvino]`);
-        precision: "fp32", "bf16" or "fp16" where the backend and hardware support it (see `lightpose.backends`)."""
+        backend: "torch", "onnxruntime", "openvino" or "auto" (extras `lightpose[onnx]`, `lightpose[openvino]`);
+        precision: "fp32", "bf16" or "fp16" where the backend and hardware support it."""
         from lightpose.weights import load_model
 
+        height = check_height(height)
         model, _ = load_model(
             name_or_path_or_url, cache_dir=cache_dir, local_files_only=local_files_only, progress=progress
         )
         return cls(model, device=device, height=height, backend=backend, precision=precision)
 
-    def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Last-stage maps of a prepared (N, 3, H, W) float32 batch: heatmaps (N, 19, H/8, W/8), PAFs (N, 38, ...)."""
-        return self.backend(batch)
+    # -- the stages ---------------------------------------------------------------------------------------------
 
-    def infer_maps(self, image: ImageInput) -> tuple[np.ndarray, np.ndarray, InputTransform]:
-        """Last-stage network outputs for one image: heatmaps (19, h, w), PAFs (38, h, w) float32 at stride 8
-        of the network input, and the InputTransform back to image pixels."""
-        inputs, transform = prepare_input(self._load(image), self.height)
-        heatmaps, pafs = self.backend(inputs[None])
-        return heatmaps[0], pafs[0], transform
+    def prepare(self, frame: Frame) -> Prepared:
+        """Resize, normalise and pad one frame for the network (stage 1)."""
+        start = time.perf_counter()
+        inputs, transform = prepare_input(frame.image, self.height)
+        return Prepared(frame, inputs, transform, (time.perf_counter() - start) * 1e3)
+
+    def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Last-stage maps of a prepared (N, 3, H, W) float32 batch: heatmaps (N, C, H/8, W/8), PAFs (N, 2L, ...)."""
+        return self._runtime(batch)
+
+    def _infer(self, batch: list[Prepared]) -> list[Inferred]:
+        start = time.perf_counter()
+        heatmaps, pafs = self.run_network(np.stack([item.inputs for item in batch]))
+        per_image = (time.perf_counter() - start) * 1e3 / len(batch)
+        return [Inferred(item, heatmaps[i], pafs[i], per_image) for i, item in enumerate(batch)]
 
     def decode(self, heatmaps: np.ndarray, pafs: np.ndarray, transform: InputTransform) -> list[Pose]:
-        """Poses in image pixels from one image's stride-8 heatmaps (19, h, w) and PAFs (38, h, w)."""
+        """Poses in image pixels from one image's stride-8 heatmaps (C, h, w) and PAFs (2L, h, w)."""
         entries, keypoints = decode_maps(heatmaps, pafs, self.upsample)
         keypoints = keypoints.copy()
         keypoints[:, :2] = transform.to_image(keypoints[:, :2] * STRIDE / self.upsample)
         return entries_to_poses(entries, keypoints)
 
-    @overload
-    def __call__(self, images: ImageInput, *, batch_size: int = ...) -> list[Pose]: ...  # type: ignore[overload-overlap]
+    def _finisher(self, tracker: PoseTracker | None, conf: float, min_keypoints: int) -> Any:
+        def finish(inferred: Inferred) -> PoseResult:
+            prepared, frame = inferred.prepared, inferred.prepared.frame
+            start = time.perf_counter()
+            poses = self.decode(inferred.heatmaps, inferred.pafs, prepared.transform)
+            poses = [p for p in poses if p.score >= conf and p.num_keypoints >= min_keypoints]
+            decoded = time.perf_counter()
+            if tracker is not None:
+                poses = tracker.update(poses)
+            speed = {
+                "preprocess": prepared.preprocess_ms,
+                "network": inferred.network_ms,
+                "decode": (decoded - start) * 1e3,
+                "tracking": (time.perf_counter() - decoded) * 1e3,
+            }
+            h, w = frame.image.shape[:2]
+            return PoseResult(
+                tuple(poses), w, h, frame.source, frame.index if frame.is_video else None, frame.timestamp,
+                speed, frame.image, self.skeleton,
+            )  # fmt: skip
+
+        return finish
+
+    # -- the public calls ---------------------------------------------------------------------------------------
 
     @overload
-    def __call__(self, images: Sequence[ImageInput], *, batch_size: int = ...) -> list[list[Pose]]: ...
+    def __call__(self, images: ImageInput, *, batch_size: int = ..., conf: float = ..., min_keypoints: int = ...) -> PoseResult: ...  # type: ignore[overload-overlap]  # noqa: E501
+
+    @overload
+    def __call__(
+        self, images: Sequence[ImageInput], *, batch_size: int = ..., conf: float = ..., min_keypoints: int = ...
+    ) -> list[PoseResult]: ...
 
     def __call__(
-        self, images: ImageInput | Sequence[ImageInput], *, batch_size: int = 8
-    ) -> list[Pose] | list[list[Pose]]:
-        """Poses of one image (a list of Pose) or of a sequence of images (a list of lists).
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        batch_size: int = 8,
+        conf: float = 0.0,
+        min_keypoints: int = 0,
+    ) -> PoseResult | list[PoseResult]:
+        """The PoseResult of one image, or a list of them for a sequence of images.
 
         Images of the same network-input size share a forward pass, `batch_size` at a time; results are the
-        same as one image at a time.
+        same as one image at a time. Poses scoring under `conf` or with fewer than `min_keypoints` keypoints are
+        dropped.
         """
+        _check_filters(batch_size, conf, min_keypoints)
+        finish = self._finisher(None, conf, min_keypoints)
         if isinstance(images, (np.ndarray, str, os.PathLike)):
-            return self.decode(*self.infer_maps(images))
+            frame = load_frame(0, check_image(images) if isinstance(images, np.ndarray) else images)
+            return finish(self._infer([self.prepare(frame)])[0])
         if not isinstance(images, Sequence):
             raise TypeError(
-                "expected a BGR uint8 image (numpy array), an image path, or a list of them; "
+                "expected a BGR uint8 image (numpy array), an image path or URL, or a list of them; "
                 f"got {type(images).__name__}"
             )
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        prepared = [prepare_input(self._load(image), self.height) for image in images]
-        results: list[list[Pose]] = [[] for _ in prepared]
+        prepared = [self.prepare(load_frame(i, image)) for i, image in enumerate(images)]
         by_size: dict[tuple[int, int], list[int]] = {}
-        for index, (_, transform) in enumerate(prepared):
-            by_size.setdefault(transform.input_size, []).append(index)
+        for index, item in enumerate(prepared):
+            by_size.setdefault(item.transform.input_size, []).append(index)
+        results: list[PoseResult | None] = [None] * len(prepared)
         for indices in by_size.values():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                heatmaps, pafs = self.backend(np.stack([prepared[i][0] for i in chunk]))
-                for row, index in enumerate(chunk):
-                    results[index] = self.decode(heatmaps[row], pafs[row], prepared[index][1])
-        return results
+                for index, inferred in zip(chunk, self._infer([prepared[i] for i in chunk])):
+                    results[index] = finish(inferred)
+        return [r for r in results if r is not None]
 
     def stream(
         self,
-        source: int | str | os.PathLike | Sequence[str | os.PathLike],
+        source: SourceSpec,
         *,
-        track: bool = True,
+        track: bool | None = None,
         smooth: bool | None = None,
-    ) -> Iterator[tuple[np.ndarray, list[Pose]]]:
-        """(BGR frame, poses) for each frame of a webcam index, video file, stream URL, image, folder or list of
-        images, with tracked ids and One-Euro smoothing (see `lightpose.streaming.stream`)."""
-        from lightpose.streaming import stream
+        batch_size: int = 1,
+        workers: int = 0,
+        conf: float = 0.0,
+        min_keypoints: int = 0,
+        recursive: bool = False,
+    ) -> Iterator[PoseResult]:
+        """One PoseResult per frame of a camera index, video file, stream URL, image (file or URL), folder, glob
+        pattern, list of images, or `lightpose.sources.FrameSource`: THE pipeline every consumer uses.
 
-        return stream(self, source, track=track, smooth=smooth)
+        Reading and preparing the next frames, the network, and decoding run as overlapping stages. `track`
+        (default: on for videos and streams, off for images) gives poses stable ids; `smooth` (default: on when
+        tracking) One-Euro smooths tracked keypoints. `batch_size` frames of the same size share a forward pass;
+        `workers` > 0 reads and prepares images in that many DataLoader worker processes.
+        """
+        _check_filters(batch_size, conf, min_keypoints)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+        frames = open_source(source, recursive=recursive)
+        if track is None:
+            track = not isinstance(frames, ImageSource)
+        if smooth and not track:
+            frames.close()
+            raise ValueError("smoothing follows pose ids: pass track=True, or smooth=False")
+        tracker = PoseTracker(smooth=smooth is not False) if track else None
+        return self._stream(frames, tracker, batch_size, workers, conf, min_keypoints)
 
-    @staticmethod
-    def _load(image: ImageInput) -> np.ndarray:
-        if isinstance(image, (str, os.PathLike)):
-            return read_image(image)
-        return check_image(image)
+    def _stream(
+        self, frames: FrameSource, tracker: PoseTracker | None, batch_size: int, workers: int, conf: float,
+        min_keypoints: int,
+    ) -> Iterator[PoseResult]:  # fmt: skip
+        try:
+            prepared = self._prepared(frames, workers)
+            yield from pipeline.run(prepared, self._infer, self._finisher(tracker, conf, min_keypoints),
+                                    batch_size=batch_size)
+        finally:
+            frames.close()
+
+    def _prepared(self, frames: FrameSource, workers: int) -> Iterable[Prepared]:
+        if workers == 0 or not isinstance(frames, ImageSource):
+            return (self.prepare(frame) for frame in frames)
+        from torch.utils.data import DataLoader
+
+        dataset = _PreparedImages(frames.items, self.height)
+        return DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_identity)  # type: ignore[arg-type]
+
+
+class _PreparedImages(torch.utils.data.Dataset):
+    """Image items read and prepared in DataLoader workers."""
+
+    def __init__(self, items: list[Any], height: int) -> None:
+        self.items, self.height = items, height
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Prepared:
+        start = time.perf_counter()
+        frame = load_frame(index, self.items[index])
+        inputs, transform = prepare_input(frame.image, self.height)
+        return Prepared(frame, inputs, transform, (time.perf_counter() - start) * 1e3)
+
+
+def _identity(item: Prepared) -> Prepared:
+    return item
+
+
+def _check_filters(batch_size: int, conf: float, min_keypoints: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not np.isfinite(conf):
+        raise ValueError(f"conf must be a finite number (minimum pose score), got {conf!r}")
+    if isinstance(min_keypoints, bool) or not isinstance(min_keypoints, int) or min_keypoints < 0:
+        raise ValueError(f"min_keypoints must be an int >= 0, got {min_keypoints!r}")
+
+
+__all__ = ["ImageInput", "PoseEstimator"]

@@ -1,21 +1,20 @@
-"""Typed results: `Keypoint` and `Pose`."""
+"""Typed results: `Keypoint`, `Pose` (one person) and `PoseResult` (one image or frame); the one JSON schema."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+import dataclasses
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
-from lightpose.skeleton import (
-    INTERNAL_TO_COCO,
-    KEYPOINT_INDEX,
-    KEYPOINT_NAMES,
-    NUM_COCO_KEYPOINTS,
-    NUM_KEYPOINTS,
-    OKS_VARS,
-)
+from lightpose.skeleton import OPENPOSE_COCO, Skeleton
+
+SCHEMA_VERSION = 1
+SPEED_STAGES = ("preprocess", "network", "decode", "tracking")
 
 
 class Keypoint(NamedTuple):
@@ -27,35 +26,42 @@ class Keypoint(NamedTuple):
     score: float
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Pose:
     """One person (immutable: derive changed copies with `dataclasses.replace(pose, id=...)`).
 
-    keypoints: float32 (18, 3), read-only: x, y in image pixels and the heatmap score, internal 18-keypoint order
-    (`lightpose.skeleton.KEYPOINT_NAMES`); x and y are NaN and the score is 0 where a keypoint was not found.
+    keypoints: float32 (K, 3), read-only: x, y in image pixels and the heatmap score, in `skeleton.keypoints`
+    order (K = 18 for the published layout); x and y are NaN and the score is 0 where a keypoint was not found.
     score: the grouping score of the pose (sum of keypoint and limb scores, the reference's entry[18]).
     id: set by tracking, else None.
     grouped_count: the decoder's keypoint count (the reference's entry[19]: ears attached by the
     shoulder-ear gap-filling limbs are not counted); None means "use num_keypoints".
+    skeleton: the keypoint layout (names, limbs, sigmas).
     """
 
     keypoints: np.ndarray
     score: float
     id: int | None = None
     grouped_count: int | None = None
+    skeleton: Skeleton = OPENPOSE_COCO
 
     def __post_init__(self) -> None:
         kpts = np.array(self.keypoints, dtype=np.float32)
-        if kpts.shape != (NUM_KEYPOINTS, 3):
-            raise ValueError(f"Pose.keypoints must have shape ({NUM_KEYPOINTS}, 3), got {kpts.shape}")
-        kpts[np.isnan(kpts[:, 0]), :] = (np.nan, np.nan, 0.0)
+        k = self.skeleton.num_keypoints
+        if kpts.shape != (k, 3):
+            raise ValueError(f"Pose.keypoints must have shape ({k}, 3) for skeleton {self.skeleton.name!r}, got {kpts.shape}")
+        kpts[np.isnan(kpts[:, 0]) | np.isnan(kpts[:, 1]), :] = (np.nan, np.nan, 0.0)
         kpts.flags.writeable = False
         object.__setattr__(self, "keypoints", kpts)
         object.__setattr__(self, "score", float(self.score))
 
+    def __repr__(self) -> str:
+        box = "None" if self.bbox is None else "(" + ", ".join(f"{v:.1f}" for v in self.bbox) + ")"
+        return f"Pose(score={self.score:.3f}, keypoints={self.num_keypoints}/{len(self.keypoints)}, bbox={box}, id={self.id})"
+
     @property
     def found(self) -> np.ndarray:
-        """bool (18,): which keypoints were found."""
+        """bool (K,): which keypoints were found."""
         return ~np.isnan(self.keypoints[:, 0])
 
     @property
@@ -65,12 +71,12 @@ class Pose:
 
     @property
     def xy(self) -> np.ndarray:
-        """float32 (18, 2) view: x, y in image pixels (NaN where missing)."""
+        """float32 (K, 2) view: x, y in image pixels (NaN where missing)."""
         return self.keypoints[:, :2]
 
     @property
     def conf(self) -> np.ndarray:
-        """float32 (18,) view: keypoint scores (0 where missing)."""
+        """float32 (K,) view: keypoint scores (0 where missing)."""
         return self.keypoints[:, 2]
 
     @property
@@ -86,48 +92,62 @@ class Pose:
 
     def __getitem__(self, name: str) -> Keypoint | None:
         """The keypoint called `name` (e.g. "l_wri"), or None when it was not found."""
-        if name not in KEYPOINT_INDEX:
-            raise KeyError(f"unknown keypoint {name!r}; known: {', '.join(KEYPOINT_NAMES)}")
-        x, y, s = self.keypoints[KEYPOINT_INDEX[name]]
+        index = self.skeleton.index.get(name)
+        if index is None:
+            raise KeyError(f"unknown keypoint {name!r}; known: {', '.join(self.skeleton.keypoints)}")
+        x, y, s = self.keypoints[index]
         if np.isnan(x):
             return None
         return Keypoint(name, float(x), float(y), float(s))
 
     def __iter__(self) -> Iterator[Keypoint]:
         """Iterate over the found keypoints."""
+        names = self.skeleton.keypoints
         for i in np.flatnonzero(self.found):
             x, y, score = self.keypoints[i]
-            yield Keypoint(KEYPOINT_NAMES[i], float(x), float(y), float(score))
+            yield Keypoint(names[i], float(x), float(y), float(score))
 
     def __len__(self) -> int:
         return self.num_keypoints
 
     def numpy(self) -> np.ndarray:
-        """A writable copy of the (18, 3) keypoint array."""
+        """A writable copy of the (K, 3) keypoint array."""
         return self.keypoints.copy()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: keypoints as {name: [x, y, score]} for found ones, score, bbox, id."""
+        """The per-pose part of the frame schema (see `PoseResult.to_dict`): id, score, bbox [x, y, w, h] or
+        null, num_keypoints, keypoints: K entries [x, y, score] in image pixels, null where not found."""
         return {
             "id": self.id,
             "score": self.score,
             "bbox": None if self.bbox is None else list(self.bbox),
-            "keypoints": {kp.name: [kp.x, kp.y, kp.score] for kp in self},
+            "num_keypoints": self.num_keypoints,
+            "keypoints": [None if np.isnan(x) else [float(x), float(y), float(s)] for x, y, s in self.keypoints],
         }
 
-    def to_coco(self, image_id: int, *, shift: float = 0.5) -> dict[str, Any]:
-        """COCO results record with 17 keypoints, as the reference val.py writes it.
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], skeleton: Skeleton = OPENPOSE_COCO) -> Pose:
+        """The Pose `to_dict` wrote (grouped_count is not stored)."""
+        rows = [(np.nan, np.nan, 0.0) if kp is None else kp for kp in record["keypoints"]]
+        return cls(np.asarray(rows, dtype=np.float32).reshape(-1, 3), record["score"], record.get("id"), None, skeleton)
 
-        Found keypoints get (x + shift, y + shift, 1), missing ones (0, 0, 0); the record's score is
-        pose score x max(0, found - 1) (the reference discounts the neck).
+    def to_coco(self, image_id: int, *, shift: float = 0.5) -> dict[str, Any]:
+        """COCO results record, as the reference val.py writes it.
+
+        With a COCO mapping in the skeleton (the published layout: 17 of its 18 keypoints), keypoints are in COCO-17
+        order, else in the skeleton's order. Found keypoints get (x + shift, y + shift, 1), missing ones (0, 0, 0);
+        the record's score is pose score x max(0, found - 1) (the reference discounts the neck).
         """
-        coco = np.zeros((NUM_COCO_KEYPOINTS, 3), dtype=np.float64)
+        coco_index = self.skeleton.coco_index
+        size = (max(coco_index) + 1) if coco_index is not None else self.skeleton.num_keypoints
+        coco = np.zeros((size, 3), dtype=np.float64)
         found = self.found
-        for internal, coco_index in enumerate(INTERNAL_TO_COCO):
-            if coco_index < 0 or not found[internal]:
+        for internal in range(self.skeleton.num_keypoints):
+            target = internal if coco_index is None else coco_index[internal]
+            if target < 0 or not found[internal]:
                 continue
             x, y = self.keypoints[internal, :2]
-            coco[coco_index] = (float(x) + shift, float(y) + shift, 1.0)
+            coco[target] = (float(x) + shift, float(y) + shift, 1.0)
         num_found = self.num_keypoints if self.grouped_count is None else self.grouped_count
         return {
             "image_id": int(image_id),
@@ -137,32 +157,134 @@ class Pose:
         }
 
 
-def keypoint_similarity(a: Pose, b: Pose, threshold: float = 0.5) -> int:
-    """Number of keypoints found in both poses whose OKS-like similarity exceeds `threshold`.
+@dataclass(frozen=True, eq=False, repr=False)
+class PoseResult(Sequence[Pose]):
+    """The poses of one image or video frame: a read-only sequence of `Pose` with what they came from.
 
-    The reference tracker's rule: area = the larger of the two integer bounding-box areas
-    (cv2.boundingRect of the keypoints truncated to int), sim = exp(-d^2 / (2 (area + eps) var_k)).
+    width, height: the image size in pixels. source: the path, URL or camera index the image came from (None for an
+    array). frame: 0-based frame number in a video or stream (None for images); timestamp: seconds from the start
+    of the video or stream (None for images). speed: milliseconds per stage (preprocess, network, decode,
+    tracking). image: the BGR image the poses were found in (kept for `plot` and `save`; not serialised).
     """
-    return int(similar_keypoint_counts([a], [b], threshold)[0, 0])
 
+    poses: tuple[Pose, ...]
+    width: int
+    height: int
+    source: str | int | None = None
+    frame: int | None = None
+    timestamp: float | None = None
+    speed: Mapping[str, float] = field(default_factory=dict)
+    image: np.ndarray | None = None
+    skeleton: Skeleton = OPENPOSE_COCO
 
-def similar_keypoint_counts(current: Sequence[Pose], previous: Sequence[Pose], threshold: float = 0.5) -> np.ndarray:
-    """`keypoint_similarity` of every (current, previous) pair at once: int64 (len(current), len(previous))."""
-    if not current or not previous:
-        return np.zeros((len(current), len(previous)), dtype=np.int64)
-    xy_a = np.stack([p.keypoints[:, :2] for p in current])  # (N, 18, 2) float32, NaN where missing
-    xy_b = np.stack([p.keypoints[:, :2] for p in previous])  # (M, 18, 2)
-    area = np.maximum.outer(_bbox_areas(xy_a), _bbox_areas(xy_b))  # (N, M)
-    d2 = ((xy_a[:, None] - xy_b[None]) ** 2).sum(axis=-1)  # (N, M, 18), NaN unless found in both
-    sim = np.exp(-d2 / (2.0 * (area[..., None] + np.spacing(1)) * OKS_VARS))
-    return (sim > threshold).sum(axis=-1)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "poses", tuple(self.poses))
+        object.__setattr__(self, "speed", dict(self.speed))
+        if isinstance(self.source, os.PathLike):
+            object.__setattr__(self, "source", os.fspath(self.source))
 
+    @overload
+    def __getitem__(self, index: int) -> Pose: ...
 
-def _bbox_areas(xy: np.ndarray) -> np.ndarray:
-    """Integer bounding-box areas (w + 1) * (h + 1) of (P, 18, 2) keypoints truncated to int; 0 without keypoints."""
-    found = ~np.isnan(xy[..., 0])
-    ints = np.where(found[..., None], np.trunc(np.nan_to_num(xy)), 0.0)
-    lo = np.where(found[..., None], ints, np.inf).min(axis=1)
-    hi = np.where(found[..., None], ints, -np.inf).max(axis=1)
-    sides = np.where(found.any(axis=1)[:, None], hi - lo + 1, 0.0)
-    return sides[:, 0] * sides[:, 1]
+    @overload
+    def __getitem__(self, index: slice) -> PoseResult: ...
+
+    def __getitem__(self, index: int | slice) -> Pose | PoseResult:
+        if isinstance(index, slice):
+            return dataclasses.replace(self, poses=self.poses[index])
+        return self.poses[index]
+
+    def __len__(self) -> int:
+        return len(self.poses)
+
+    def __iter__(self) -> Iterator[Pose]:
+        return iter(self.poses)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to another PoseResult with the same metadata and poses, or to a list of the same poses."""
+        if isinstance(other, PoseResult):
+            return self.to_dict() == other.to_dict()
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == len(self) and all(a is b for a, b in zip(self.poses, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        where = "" if self.source is None else f", source={self.source!r}"
+        when = "" if self.frame is None else f", frame={self.frame}"
+        return f"PoseResult({len(self)} poses, {self.width}x{self.height}{where}{when})"
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """float32 (N, K, 3): x, y in image pixels and score; NaN x, y (score 0) where a keypoint was not found."""
+        if not self.poses:
+            return np.zeros((0, self.skeleton.num_keypoints, 3), dtype=np.float32)
+        return np.stack([p.keypoints for p in self.poses])
+
+    @property
+    def scores(self) -> np.ndarray:
+        """float32 (N,): pose scores."""
+        return np.array([p.score for p in self.poses], dtype=np.float32)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """float32 (N, 4): x, y, w, h of each pose's found keypoints (NaN for a pose without keypoints)."""
+        rows = [p.bbox if p.bbox is not None else (np.nan,) * 4 for p in self.poses]
+        return np.array(rows, dtype=np.float32).reshape(-1, 4)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """int64 (N,): tracking ids, -1 where a pose has none."""
+        return np.array([-1 if p.id is None else p.id for p in self.poses], dtype=np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """THE JSON schema of a frame, written by every JSON output of lightpose (README: "Output schema")."""
+        return {
+            "version": SCHEMA_VERSION,
+            "source": self.source,
+            "frame": self.frame,
+            "timestamp": self.timestamp,
+            "width": self.width,
+            "height": self.height,
+            "skeleton": self.skeleton.name,
+            "keypoint_names": list(self.skeleton.keypoints),
+            "poses": [pose.to_dict() for pose in self.poses],
+        }
+
+    def to_json(self, **json_kwargs: Any) -> str:
+        """`to_dict()` as a JSON string (strict JSON: NaN never appears; missing values are null)."""
+        return json.dumps(self.to_dict(), allow_nan=False, **json_kwargs)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], skeleton: Skeleton = OPENPOSE_COCO) -> PoseResult:
+        """The PoseResult `to_dict` wrote (without image and speed)."""
+        poses = tuple(Pose.from_dict(p, skeleton) for p in record["poses"])
+        return cls(poses, record["width"], record["height"], record["source"], record["frame"], record["timestamp"],
+                   skeleton=skeleton)
+
+    def to_coco(self, image_id: int) -> list[dict[str, Any]]:
+        """COCO results records of all poses (see `Pose.to_coco`)."""
+        return [pose.to_coco(image_id) for pose in self.poses]
+
+    def plot(self, image: np.ndarray | None = None, **draw_options: Any) -> np.ndarray:
+        """An annotated copy of the image (or of `image`): `lightpose.draw_poses` options (bbox, ids, colours...)."""
+        from lightpose.draw import draw_poses
+
+        base = self.image if image is None else image
+        if base is None:
+            raise ValueError("this PoseResult holds no image (pass one: result.plot(image))")
+        return draw_poses(base, self, **draw_options)
+
+    def save(self, path: str | os.PathLike, **draw_options: Any) -> None:
+        """Write `plot(**draw_options)` to an image file (format from the suffix), atomically."""
+        import cv2
+
+        from lightpose.io import atomic_write
+
+        suffix = os.path.splitext(os.fspath(path))[1] or ".jpg"
+        ok, encoded = cv2.imencode(suffix, self.plot(**draw_options))
+        if not ok:
+            raise ValueError(f"cannot write an image with suffix {suffix!r}: use .jpg, .png or .bmp")
+        with atomic_write(path, "wb") as file:
+            file.write(encoded.tobytes())

@@ -10,6 +10,8 @@ import numpy as np
 
 from lightpose.skeleton import STRIDE
 
+MAX_ASPECT_RATIO = 20.0  # longer image side / shorter side
+MAX_INPUT_PIXELS = 4096 * 4096  # network input area (about 0.6 GB of activations in the first layer)
 PIXEL_MEAN = np.float32(128.0)
 PIXEL_SCALE = np.float32(1.0 / 256.0)
 
@@ -57,6 +59,43 @@ def check_image(image: object) -> np.ndarray:
     return image
 
 
+def check_height(height: object, stride: int = STRIDE) -> int:
+    """`height` as an int: a positive multiple of `stride` whose square input fits MAX_INPUT_PIXELS."""
+    if isinstance(height, bool) or not isinstance(height, (int, np.integer)):
+        raise TypeError(f"height must be an int (network input height in pixels, e.g. 256), got {height!r}")
+    height = int(height)
+    if height < stride or height % stride:
+        raise ValueError(f"height must be a positive multiple of {stride} (e.g. 256 or 368), got {height}")
+    if height * height > MAX_INPUT_PIXELS:
+        raise ValueError(
+            f"height {height} gives a network input over {MAX_INPUT_PIXELS} pixels, too large to run: "
+            f"use at most {int(MAX_INPUT_PIXELS**0.5) // stride * stride}"
+        )
+    return height
+
+
+def check_input_size(image_size: tuple[int, int], height: int, scale: float, stride: int = STRIDE) -> None:
+    """Refuse, before any allocation, an image whose network input would be degenerate or too large.
+
+    The rule: the longer image side is at most MAX_ASPECT_RATIO times the shorter one, the resized image is at
+    least 1 pixel on each side, and the padded network input has at most MAX_INPUT_PIXELS pixels.
+    """
+    h, w = image_size
+    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
+        raise ValueError(
+            f"image of {w}x{h} pixels (width x height) is too elongated: the longer side may be at most "
+            f"{MAX_ASPECT_RATIO:g} times the shorter; crop or pad it first"
+        )
+    resized_h, resized_w = round(h * scale), round(w * scale)
+    input_h = math.ceil(max(resized_h, height) / stride) * stride
+    input_w = math.ceil(max(resized_w, height) / stride) * stride
+    if min(resized_h, resized_w) < 1 or input_h * input_w > MAX_INPUT_PIXELS:
+        raise ValueError(
+            f"image of {w}x{h} pixels at scale {scale:g} gives a {input_w}x{input_h} network input, outside 1 to "
+            f"{MAX_INPUT_PIXELS} pixels: use a smaller height or resize the image"
+        )
+
+
 def normalize(image: np.ndarray) -> np.ndarray:
     """(pixel - 128) / 256 as float32, channel order unchanged."""
     return (image.astype(np.float32) - PIXEL_MEAN) * PIXEL_SCALE
@@ -100,11 +139,11 @@ def prepare_input(
     `scale` = s * 368 / h for multi-scale). Returns the (3, H, W) float32 input and its InputTransform.
     """
     image = check_image(image)
-    if height < stride:
-        raise ValueError(f"height must be >= {stride}, got {height}")
+    height = check_height(height, stride)
     h, w = image.shape[:2]
     if scale is None:
         scale = height / h
+    check_input_size((h, w), height, scale, stride)
     if normalize_first:
         # val.py's normalisation promotes to float64 and the resize runs in float64; float32 would change last bits.
         as_float64 = (image.astype(np.float64) - 128.0) / 256.0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from lightpose.pose import Pose, similar_keypoint_counts
+from lightpose.pose import Pose
 
 
 def _smoothing_factor(rate: float, cutoff: np.ndarray | float) -> np.ndarray:
@@ -55,7 +56,7 @@ class PoseTracker:
     """Gives poses stable ids across frames and optionally smooths their keypoints.
 
     `update(poses)` follows the reference `track_poses`: current poses, by descending score, each take the
-    not-yet-matched previous pose with the most similar keypoints (`lightpose.pose.keypoint_similarity` >
+    not-yet-matched previous pose with the most similar keypoints (`keypoint_similarity` >
     `similarity`);
     with at least `min_keypoints` of them the previous id is kept, otherwise a new id is drawn from this
     tracker's counter (0, 1, 2, ...; ids are never reused). With `smooth`, each id owns a One-Euro filter per
@@ -116,4 +117,36 @@ class PoseTracker:
         if self.smooth:
             filter_ = self._filters.setdefault(pose_id, OneEuroFilter(*self._filter_args))
             keypoints[:, :2] = filter_(pose.keypoints[:, :2])
-        return Pose(keypoints, pose.score, id=pose_id, grouped_count=pose.grouped_count)
+        return dataclasses.replace(pose, keypoints=keypoints, id=pose_id)
+
+
+def keypoint_similarity(a: Pose, b: Pose, threshold: float = 0.5) -> int:
+    """Number of keypoints found in both poses whose OKS-like similarity exceeds `threshold`.
+
+    The reference tracker's rule: area = the larger of the two integer bounding-box areas
+    (cv2.boundingRect of the keypoints truncated to int), sim = exp(-d^2 / (2 (area + eps) var_k)).
+    """
+    return int(similar_keypoint_counts([a], [b], threshold)[0, 0])
+
+
+def similar_keypoint_counts(current: Sequence[Pose], previous: Sequence[Pose], threshold: float = 0.5) -> np.ndarray:
+    """`keypoint_similarity` of every (current, previous) pair at once: int64 (len(current), len(previous))."""
+    if not current or not previous:
+        return np.zeros((len(current), len(previous)), dtype=np.int64)
+    xy_a = np.stack([p.keypoints[:, :2] for p in current])  # (N, K, 2) float32, NaN where missing
+    xy_b = np.stack([p.keypoints[:, :2] for p in previous])  # (M, K, 2)
+    area = np.maximum.outer(_bbox_areas(xy_a), _bbox_areas(xy_b))  # (N, M)
+    d2 = ((xy_a[:, None] - xy_b[None]) ** 2).sum(axis=-1)  # (N, M, K), NaN unless found in both
+    variances = current[0].skeleton.oks_variances()
+    sim = np.exp(-d2 / (2.0 * (area[..., None] + np.spacing(1)) * variances))
+    return (sim > threshold).sum(axis=-1)
+
+
+def _bbox_areas(xy: np.ndarray) -> np.ndarray:
+    """Integer bounding-box areas (w + 1) * (h + 1) of (P, K, 2) keypoints truncated to int; 0 without keypoints."""
+    found = ~np.isnan(xy[..., 0])
+    ints = np.where(found[..., None], np.trunc(np.nan_to_num(xy)), 0.0)
+    lo = np.where(found[..., None], ints, np.inf).min(axis=1)
+    hi = np.where(found[..., None], ints, -np.inf).max(axis=1)
+    sides = np.where(found.any(axis=1)[:, None], hi - lo + 1, 0.0)
+    return sides[:, 0] * sides[:, 1]
