@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -18,7 +21,7 @@ import numpy as np
 import pytest
 import requests
 
-from lightpose.serve import LiveServer
+from lightpose.serve import LiveServer, parse_address
 
 MAGENTA = (255, 0, 255)  # BGR
 
@@ -66,6 +69,7 @@ def test_page_stats_and_single_frame(server: LiveServer) -> None:
         "fps": 0.0,
         "people": 0,
         "finished": False,
+        "text": "waiting for frames...",
     }
     assert requests.get(server.url + "frame.jpg", timeout=5).status_code == 503
     server.publish(solid((0, 0, 255)), frame=7, fps=12.345, people=2)
@@ -74,12 +78,17 @@ def test_page_stats_and_single_frame(server: LiveServer) -> None:
         "fps": 12.35,
         "people": 2,
         "finished": False,
+        "text": "12.3 fps \u00b7 2 people \u00b7 frame 8",  # the page numbers frames from 1
     }
     jpeg = requests.get(server.url + "frame.jpg", timeout=5).content
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (48, 64, 3) and image[..., 2].min() > 200 and image[..., :2].max() < 60
+    server.publish(solid((0, 0, 255)), frame=0, fps=5.0, people=1)
     server.finish()
-    assert requests.get(server.url + "stats", timeout=5).json()["finished"] is True
+    stats = requests.get(server.url + "stats", timeout=5).json()
+    assert stats["finished"] is True and stats["frame"] == 0
+    assert stats["text"] == "5.0 fps \u00b7 1 person \u00b7 frame 1 (input finished)"
+    assert "s.frame" not in page.text  # the page shows the server's text, not the 0-based index
     assert requests.get(server.url + "nothing", timeout=5).status_code == 404
 
 
@@ -116,6 +125,159 @@ def test_idle_stream_repeats_the_last_frame_and_close_releases_the_port() -> Non
         LiveServer("127.0.0.1", port)
     live.close()
     LiveServer("127.0.0.1", port).close()  # the port is free again
+
+
+# ---- addresses, Host check, idle and vanishing clients ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("8080", ("127.0.0.1", 8080)),
+        (":0", ("127.0.0.1", 0)),
+        ("0.0.0.0:8080", ("0.0.0.0", 8080)),
+        ("localhost:65535", ("localhost", 65535)),
+        ("[::1]:0", ("::1", 0)),
+        ("[::]:9000", ("::", 9000)),
+    ],
+)
+def test_parse_address(spec: str, expected: tuple[str, int]) -> None:
+    assert parse_address(spec) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("::1:8080", "in brackets"),
+        ("[::1]", "brackets hold an IPv6 address"),
+        ("[localhost]:80", "brackets hold an IPv6 address"),
+        ("65536", "0..65535"),
+        ("host:", "0..65535"),
+        ("host:-1", "0..65535"),
+        ("a b:80", "HOST:PORT"),
+        ("", "0..65535"),
+    ],
+)
+def test_bad_addresses_are_refused_with_the_forms_to_use(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_address(spec)
+
+
+def raw_request(port: int, request: bytes, family: int = socket.AF_INET, host: str = "127.0.0.1") -> bytes:
+    """Send `request` on a plain socket and read the whole answer (the server closes after one request)."""
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect((host, port))
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def port_of(live: LiveServer) -> int:
+    return int(live.url.rsplit(":", 1)[1].strip("/"))
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:{port}", 200),
+        ("localhost:{port}", 200),
+        ("LOCALHOST.", 200),
+        ("view.localhost:{port}", 200),
+        ("[::1]:{port}", 200),
+        ("attacker.example:{port}", 403),  # DNS rebinding: the attacker's name resolving to 127.0.0.1
+        ("localhost.attacker.example", 403),
+        ("192.168.1.20:{port}", 403),
+        ("[::1", 403),
+        (None, 403),
+    ],
+)
+def test_host_header_must_name_the_server(server: LiveServer, host: str | None, status: int) -> None:
+    port = port_of(server)
+    header = "" if host is None else f"Host: {host.format(port=port)}\r\n"
+    for path in ("/", "/stats", "/stream.mjpg") if status == 403 else ("/stats",):
+        answer = raw_request(port, f"GET {path} HTTP/1.1\r\n{header}\r\n".encode())
+        assert answer.startswith(f"HTTP/1.0 {status}".encode()), answer[:200]
+        assert server.url.encode() in answer if status == 403 else b"waiting for frames" in answer
+
+
+def test_all_interfaces_bind_warns_and_accepts_addresses_not_foreign_names(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="lightpose.serve"):
+        live = LiveServer("0.0.0.0", 0)  # not started: nothing is answered on the network
+    try:
+        assert "visible to the whole network, without authentication" in caplog.text
+        assert live.host_allowed("192.168.1.20:8080") and live.host_allowed(f"{socket.gethostname()}:80")
+        assert live.host_allowed("localhost") and not live.host_allowed("attacker.example")
+    finally:
+        live.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lightpose.serve"):
+        LiveServer("127.0.0.1", 0).close()
+    assert caplog.text == ""
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_ipv6_bind_serves_on_the_bracketed_url() -> None:
+    with LiveServer(*parse_address("[::1]:0")) as live:
+        assert live.url.startswith("http://[::1]:")
+        answer = raw_request(port_of(live), b"GET /stats HTTP/1.1\r\nHost: [::1]\r\n\r\n", socket.AF_INET6, "::1")
+        assert answer.startswith(b"HTTP/1.0 200")
+
+
+def test_idle_connections_are_closed_after_the_timeout() -> None:
+    with LiveServer("127.0.0.1", 0, idle_timeout=0.3) as live:
+        threads_before = threading.active_count()
+        sockets = [socket.create_connection(("127.0.0.1", port_of(live)), timeout=5) for _ in range(4)]
+        sockets[1].sendall(b"GET / HTTP/1.1\r\n")  # a request that never ends
+        sockets[2].sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        try:
+            start = time.monotonic()
+            assert [sock.recv(1024) for sock in sockets] == [b""] * 4  # closed by the server, not answered
+            assert time.monotonic() - start < 3
+        finally:
+            for sock in sockets:
+                sock.close()
+        deadline = time.monotonic() + 3
+        while threading.active_count() > threads_before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() <= threads_before  # no thread is left holding a connection
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with a TCP reset, as a crashed or killed client does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_clients_that_disconnect_print_nothing(server: LiveServer, capfd: pytest.CaptureFixture[str]) -> None:
+    port = port_of(server)
+    server.publish(np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8), frame=0, fps=1, people=0)
+    half = socket.create_connection(("127.0.0.1", port), timeout=5)
+    half.sendall(b"GET / HTTP/1.1\r\n")  # gone in the middle of its request
+    time.sleep(0.2)
+    reset(half)
+    for path in ("/frame.jpg", "/stream.mjpg"):  # gone while a large answer is being sent
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        sock.recv(100)
+        reset(sock)
+    for index in range(1, 4):
+        server.publish(solid(MAGENTA), frame=index, fps=1, people=0)
+        time.sleep(0.1)
+    assert requests.get(server.url + "stats", timeout=5).json()["frame"] == 3  # still serving
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err and "Error" not in captured.err, captured.err
 
 
 # ---- lightpose-demo --serve ------------------------------------------------------------------------------
@@ -207,6 +369,7 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_headless_browser_renders_the_live_view(tmp_path: Path, checkpoint: Path) -> None:
     video = write_video(tmp_path / "in.mp4", frames=4, color=MAGENTA)
@@ -223,6 +386,7 @@ def test_headless_browser_renders_the_live_view(tmp_path: Path, checkpoint: Path
     assert np.all(page_background < 60)  # the page itself is dark: magenta comes from the video only
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_headless_browser_follows_the_stream_between_shots(tmp_path: Path) -> None:
     green, blue = (0, 200, 0), (200, 60, 0)
