@@ -157,9 +157,8 @@ class LiveServer:
     @property
     def url(self) -> str:
         """http://host:port/ of the page (the bound port, also when port 0 was asked for)."""
-        host, port = self._httpd.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host!s}:{port}/"
+        host, port = str(self._httpd.server_address[0]), self._httpd.server_address[1]
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def start(self) -> LiveServer:
         """Start serving in a daemon thread."""
