@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from lightpose.io import atomic_path, atomic_write
 from lightpose.skeleton import STRIDE
 
 INPUT_NAME = "data"
 OUTPUT_NAMES = ("heatmaps", "pafs")
 MIN_OPSET = 17
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml"}
 
 
 class LastStage(nn.Module):
@@ -41,25 +43,6 @@ class LastStage(nn.Module):
 def _check_size(height: int, width: int) -> None:
     if height < STRIDE or width < STRIDE or height % STRIDE or width % STRIDE:
         raise ValueError(f"height and width must be positive multiples of {STRIDE}, got {height}x{width}")
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str) -> Iterator[Path]:
-    """Yield a temporary path in `path`'s folder; on success it is renamed to `path`, else removed."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {target.parent}")
-    fd, tmp_name = tempfile.mkstemp(suffix=suffix, prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)  # mkstemp makes the file private; give it the usual permissions
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _onnx_bytes(model: nn.Module, height: int, width: int, opset: int, dynamo: bool) -> bytes:
@@ -167,6 +150,19 @@ def _check_sizes(height: int, width: int) -> tuple[tuple[int, int], ...]:
     return ((height, width), (max(STRIDE, height // 2 // STRIDE * STRIDE), width + 2 * STRIDE))
 
 
+def check_output(path: str | os.PathLike, format: str) -> Path:
+    """`path` as a Path when its suffix fits `format` ("onnx": .onnx, "openvino": .xml), else ValueError."""
+    if format not in SUFFIXES:
+        raise ValueError(f"format must be one of {tuple(SUFFIXES)}, got {format!r}")
+    target = Path(path)
+    if target.suffix.lower() != SUFFIXES[format]:
+        raise ValueError(
+            f"output {target} does not end in {SUFFIXES[format]}, the suffix of the {format} format: "
+            f"name it *{SUFFIXES[format]}" + (" (the weights go beside it as .bin)" if format == "openvino" else "")
+        )
+    return target
+
+
 def to_onnx(
     model: nn.Module,
     path: str | os.PathLike,
@@ -176,16 +172,33 @@ def to_onnx(
     opset: int = 18,
     verify: bool = True,
 ) -> float | None:
-    """Write the network as an ONNX file (atomically) with dynamic batch/height/width.
+    """Write the network as an ONNX file (`path` ends in .onnx; atomically) with dynamic batch/height/width.
 
     With `verify`, the file is first run in onnxruntime at two input sizes against torch fp32; returns that max
     abs difference of the maps (None without verify).
     """
+    target = check_output(path, "onnx")
     data = onnx_model_bytes(model, height=height, width=width, opset=opset)
     worst = verify_onnx(model, data, _check_sizes(height, width)) if verify else None
-    with atomic_path(path, ".onnx") as tmp:
-        tmp.write_bytes(data)
+    with atomic_write(target, "wb") as file:
+        file.write(data)
     return worst
+
+
+def save_openvino(ov_model: Any, path: str | os.PathLike, *, compress_to_fp16: bool = False) -> None:
+    """Write an openvino.Model as IR: `path` (.xml) and its weights beside it (.bin), each atomically (.bin first,
+    so a new .xml never meets an old .bin)."""
+    import openvino as ov
+
+    target = check_output(path, "openvino")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {target.parent}: create it first")
+    with tempfile.TemporaryDirectory() as folder:
+        xml = Path(folder) / "model.xml"
+        ov.save_model(ov_model, str(xml), compress_to_fp16=compress_to_fp16)
+        for written, final in ((xml.with_suffix(".bin"), target.with_suffix(".bin")), (xml, target)):
+            with atomic_path(final) as temp:
+                shutil.copyfile(written, temp)
 
 
 def to_openvino(
@@ -207,17 +220,8 @@ def to_openvino(
         import openvino as ov
     except ImportError as error:
         raise ImportError("OpenVINO export needs the openvino extra: pip install 'lightpose[openvino]'") from error
-    target = Path(path)
-    if target.suffix != ".xml":
-        raise ValueError(f"OpenVINO IR path must end in .xml (the weights go beside it as .bin), got {target}")
+    check_output(path, "openvino")
     ov_model = ov.Core().read_model(onnx_model_bytes(model, height=height, width=width, opset=opset), b"")
     worst = verify_openvino(model, ov_model, _check_sizes(height, width)) if verify else None
-    with atomic_path(target, ".xml") as tmp_xml:
-        tmp_bin = tmp_xml.with_suffix(".bin")
-        try:
-            ov.save_model(ov_model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
-            # The .xml names its weights file by the same stem; rename the pair so they stay consistent.
-            os.replace(tmp_bin, target.with_suffix(".bin"))
-        finally:
-            tmp_bin.unlink(missing_ok=True)
+    save_openvino(ov_model, path, compress_to_fp16=compress_to_fp16)
     return worst

@@ -1,0 +1,168 @@
+"""INT8 post-training quantization of the network with OpenVINO and NNCF.
+
+`quantize(model, calibration)` returns an INT8 `openvino.Model` (save it with `lightpose.export.save_openvino`);
+`PoseEstimator.from_pretrained("model_int8.xml")` runs the file. Calibration inputs are prepared network inputs
+(`lightpose.preprocess.prepare_input`) of images like the ones the model will see.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from lightpose.io import list_images, read_image
+from lightpose.preprocess import prepare_input
+
+PRESETS = ("performance", "mixed")
+BIAS_CORRECTIONS = ("fast", "full")
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """What NNCF is asked to do.
+
+    preset: "mixed" (symmetric weights, asymmetric activations: fits the ELU/residual outputs that are not
+    non-negative) or "performance" (all symmetric). keep_edges_float: leave the first convolution and the last
+    convolution of each output head in floating point. bias_correction: "fast" or "full" (slower, per-layer).
+    subset_size: calibration inputs used (at most the number given).
+    """
+
+    preset: str = "mixed"
+    keep_edges_float: bool = False
+    bias_correction: str = "fast"
+    subset_size: int = 300
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        if self.bias_correction not in BIAS_CORRECTIONS:
+            raise ValueError(f"bias_correction must be one of {BIAS_CORRECTIONS}, got {self.bias_correction!r}")
+        if self.subset_size < 1:
+            raise ValueError(f"subset_size must be >= 1, got {self.subset_size}")
+
+
+def _nncf() -> Any:
+    try:
+        import nncf
+        import openvino  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "INT8 quantization needs OpenVINO and NNCF: pip install 'lightpose[openvino]' (or pip install nncf)"
+        ) from error
+    return nncf
+
+
+def calibration_inputs(images: Iterable[str | os.PathLike | np.ndarray], height: int = 256) -> list[np.ndarray]:
+    """Prepared network inputs (1, 3, H, W) float32 of images (paths or BGR uint8 arrays) at network height."""
+    inputs = []
+    for image in images:
+        array = read_image(image) if isinstance(image, (str, os.PathLike)) else image
+        inputs.append(prepare_input(array, height)[0][None])
+    if not inputs:
+        raise ValueError("no calibration images: pass a folder or list with at least one image")
+    return inputs
+
+
+def split_folder(folder: str | os.PathLike, held_out: float = 0.25) -> tuple[list[Path], list[Path]]:
+    """The images of `folder` as (calibration, validation): every k-th image (k = round(1 / held_out)) is held out."""
+    if not 0.0 < held_out < 1.0:
+        raise ValueError(f"held_out must be between 0 and 1, got {held_out}")
+    images = list_images([folder])
+    if len(images) < 2:
+        raise ValueError(f"{folder} has {len(images)} image(s); calibration with held-out validation needs 2 or more")
+    step = max(2, round(1.0 / held_out))
+    validation = images[step - 1 :: step]
+    return [p for p in images if p not in validation], validation
+
+
+def _float_model(model: nn.Module | Any, height: int, width: int) -> Any:
+    """An openvino.Model: converted from a torch model (via ONNX), or the given one."""
+    if not isinstance(model, nn.Module):
+        return model
+    import openvino as ov
+
+    from lightpose.export import onnx_model_bytes
+
+    return ov.Core().read_model(onnx_model_bytes(model, height=height, width=width), b"")
+
+
+def edge_convolutions(ov_model: Any) -> list[str]:
+    """Names of the first convolution and of the last convolution of each output head (the nodes producing
+    `heatmaps` and `pafs`)."""
+    convolutions = [op for op in ov_model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    if not convolutions:
+        raise ValueError("the model has no Convolution nodes: is it a Lightweight OpenPose network?")
+    names = [convolutions[0].get_friendly_name()]
+    for output in ov_model.outputs:
+        node = output.get_node().input_value(0).get_node()
+        while node.get_type_name() != "Convolution" and node.get_input_size() > 0:
+            node = node.input_value(0).get_node()
+        if node.get_type_name() == "Convolution":
+            names.append(node.get_friendly_name())
+    return names
+
+
+def quantize(
+    model: nn.Module | Any,
+    calibration: Sequence[np.ndarray],
+    options: QuantizeOptions | None = None,
+    *,
+    export_size: tuple[int, int] = (256, 456),
+) -> Any:
+    """An INT8 openvino.Model of `model` (a torch model or an fp32 openvino.Model) calibrated on `calibration`
+    ((1, 3, H, W) float32 inputs; sizes may differ). The input keeps dynamic batch, height and width."""
+    nncf = _nncf()
+    options = options or QuantizeOptions()
+    if not calibration:
+        raise ValueError("no calibration inputs: pass at least one prepared image")
+    ov_model = _float_model(model, *export_size)
+    ignored = nncf.IgnoredScope(names=edge_convolutions(ov_model)) if options.keep_edges_float else None
+    return nncf.quantize(
+        ov_model,
+        nncf.Dataset(list(calibration)),
+        preset=nncf.QuantizationPreset(options.preset),
+        subset_size=min(options.subset_size, len(calibration)),
+        fast_bias_correction=options.bias_correction == "fast",
+        ignored_scope=ignored,
+    )
+
+
+def quantize_with_accuracy_control(
+    model: nn.Module | Any,
+    calibration: Sequence[np.ndarray],
+    validation: Sequence[np.ndarray],
+    metric: Callable[[Any, list[int]], float],
+    *,
+    max_drop: float = 0.02,
+    options: QuantizeOptions | None = None,
+    export_size: tuple[int, int] = (256, 456),
+) -> Any:
+    """Like `quantize`, then NNCF returns the most harmful layers to float until the metric drops by at most
+    `max_drop` from the float model's. `metric(compiled_model, indices)` scores a compiled model on the
+    validation inputs `validation[i] for i in indices` (higher is better, e.g. mean OKS to fp32 poses)."""
+    nncf = _nncf()
+    options = options or QuantizeOptions()
+    if not calibration or not validation:
+        raise ValueError("quantization with accuracy control needs calibration and validation inputs")
+    ov_model = _float_model(model, *export_size)
+
+    def validate(compiled: Any, indices: Iterable[int]) -> float:
+        return metric(compiled, list(indices))
+
+    return nncf.quantize_with_accuracy_control(
+        ov_model,
+        nncf.Dataset(list(calibration)),
+        nncf.Dataset(list(range(len(validation))), lambda index: validation[index]),
+        validation_fn=validate,
+        max_drop=max_drop,
+        drop_type=nncf.DropType.ABSOLUTE,
+        preset=nncf.QuantizationPreset(options.preset),
+        subset_size=min(options.subset_size, len(calibration)),
+        fast_bias_correction=options.bias_correction == "fast",
+    )
