@@ -56,3 +56,34 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "random.pth"
     torch.save(LightweightOpenPose().state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def fixture_checkpoint() -> Path:
+    """../shared/data/fixture/people_fixture.pth: a small trained model whose maps hold real people."""
+    return _require(shared_root() / "data" / "fixture" / "people_fixture.pth")
+
+
+@pytest.fixture(scope="session")
+def people_photos(people_dir: Path) -> list[Path]:
+    """The shared photos of people, sorted by name."""
+    return sorted(people_dir.glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def people_estimator(fixture_checkpoint: Path):  # noqa: ANN201 (PoseEstimator)
+    """A PoseEstimator of the trained fixture model (torch fp32, height 256): finds real people in the photos."""
+    from lightpose import PoseEstimator
+
+    return PoseEstimator.from_pretrained(fixture_checkpoint, device="cpu", height=256)
+
+
+@pytest.fixture
+def rendered_estimator():  # noqa: ANN201 (PoseEstimator)
+    """A PoseEstimator whose backend returns maps rendered from two known walking people (no ../shared needed):
+    `est._runtime.people(t)` gives their keypoints in network-input pixels at call t."""
+    from rendered_backend import RenderedBackend
+
+    from lightpose import PoseEstimator
+
+    return PoseEstimator(RenderedBackend(), height=128)

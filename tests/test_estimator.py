@@ -1,18 +1,18 @@
+"""PoseEstimator: reference-exact poses, PoseResult, inputs (arrays, paths, URLs, lists) and refused inputs."""
+
+import functools
+import http.server
 import json
+import threading
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from lightpose import LightweightOpenPose, PoseEstimator
+from lightpose import LightweightOpenPose, PoseEstimator, PoseResult
 from lightpose.model import load_reference_state
-
-
-@pytest.fixture(scope="module")
-def random_estimator() -> PoseEstimator:
-    torch.manual_seed(0)
-    return PoseEstimator(LightweightOpenPose(), device="cpu", height=64)
+from lightpose.preprocess import MAX_ASPECT_RATIO
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,7 @@ def golden_estimator(golden_dir) -> PoseEstimator:
 
 def test_estimator_reproduces_the_reference_demo(golden_dir, people_dir, golden_estimator):
     golden = json.loads((golden_dir / "demo_poses.json").read_text())
+    assert sum(len(image["poses"]) for image in golden["images"]) > 0
     for image in golden["images"]:
         poses = golden_estimator(people_dir / image["file"])
         assert len(poses) == len(image["poses"]), image["file"]
@@ -36,59 +37,131 @@ def test_estimator_reproduces_the_reference_demo(golden_dir, people_dir, golden_
             assert pose.grouped_count == ref["num_keypoints"]
 
 
-def test_sequence_input_equals_one_at_a_time(random_estimator):
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(48, 64, 3), (48, 64, 3), (80, 50, 3)]]
-    batched = random_estimator(images, batch_size=2)
-    assert len(batched) == 3
-    for image, poses in zip(images, batched, strict=True):
-        single = random_estimator(image)
-        assert len(single) == len(poses)
-        for a, b in zip(single, poses, strict=True):
+def test_result_of_a_photo(people_estimator, people_photos, tmp_path):
+    image = cv2.imread(str(people_photos[0]))
+    result = people_estimator(image)
+    assert isinstance(result, PoseResult) and len(result) > 0
+    assert (result.width, result.height) == (image.shape[1], image.shape[0])
+    assert result.source is None and result.frame is None and result.timestamp is None
+    assert set(result.speed) == {"preprocess", "network", "decode", "tracking"}
+    assert result.keypoints.shape == (len(result), 18, 3) and result.keypoints.dtype == np.float32
+    np.testing.assert_array_equal(result.keypoints, np.stack([p.keypoints for p in result]))
+    np.testing.assert_array_equal(result.scores, [p.score for p in result])
+    np.testing.assert_allclose(result.boxes, [p.bbox for p in result])
+    assert list(result) == list(result.poses) and result[0] is result.poses[0] and len(result[:1]) == 1
+    record = json.loads(result.to_json())
+    assert record["width"] == image.shape[1] and len(record["poses"]) == len(result)
+    assert PoseResult.from_dict(record).to_dict() == result.to_dict()
+    assert len(result.to_coco(7)) == len(result) and result.to_coco(7)[0]["image_id"] == 7
+    annotated = result.plot(bbox=True)
+    assert annotated.shape == image.shape and (annotated != image).any() and annotated is not image
+    result.save(tmp_path / "annotated.png", bbox=True)
+    assert np.array_equal(cv2.imread(str(tmp_path / "annotated.png")), annotated)
+
+
+def test_sequence_input_equals_one_at_a_time(people_estimator, people_photos):
+    paths = people_photos[:3]
+    batched = people_estimator(paths, batch_size=2)
+    assert len(batched) == 3 and sum(len(r) for r in batched) > 0
+    for path, result in zip(paths, batched, strict=True):
+        single = people_estimator(path)
+        assert result.source == str(path) == single.source
+        assert len(single) == len(result)
+        for a, b in zip(single, result, strict=True):
             np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
 
 
-def test_infer_maps_shapes(random_estimator):
-    heatmaps, pafs, transform = random_estimator.infer_maps(np.zeros((120, 200, 3), np.uint8))
-    assert heatmaps.shape == (19, 8, 14) and pafs.shape == (38, 8, 14)
-    assert transform.input_size == (64, 112) and transform.image_size == (120, 200)
+def test_poses_are_in_image_pixels(rendered_estimator):
+    """Maps rendered at known input pixels come back at those pixels / scale (here 0.5), within a map cell."""
+    image = np.zeros((256, 384, 3), np.uint8)  # height 128: scale 0.5, input 128 x 192
+    result = rendered_estimator(image)
+    backend = rendered_estimator._runtime
+    expected = backend.people(0, backend.input_size)
+    assert len(result) == len(expected) == 2
+    by_x = sorted(result, key=lambda p: p.xy[1, 0])
+    for pose, truth in zip(by_x, expected, strict=True):
+        assert pose.num_keypoints == 18
+        np.testing.assert_allclose(pose.xy, truth / 0.5, atol=8.0)
 
 
-def test_image_paths_are_read(tmp_path, random_estimator):
-    path = tmp_path / "frame.png"
-    image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    cv2.imwrite(str(path), image)
-    direct = random_estimator(image)
-    from_path = random_estimator(str(path))
-    assert len(direct) == len(from_path)
+def test_conf_and_min_keypoints_filter_poses(people_estimator, people_photos):
+    everyone = people_estimator(people_photos[0])
+    assert len(everyone) > 0
+    best = max(p.score for p in everyone)
+    assert len(people_estimator(people_photos[0], conf=best)) == 1
+    assert len(people_estimator(people_photos[0], min_keypoints=19)) == 0
 
 
-def test_missing_and_broken_image_files_are_named(tmp_path, random_estimator):
+def test_paths_and_urls_read_the_same_image(people_estimator, people_photos):
+    folder = people_photos[0].parent
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{people_photos[0].name}"
+        from_url = people_estimator(url)
+        with pytest.raises(Exception, match="404"):
+            people_estimator(url + ".missing.jpg")
+    finally:
+        server.shutdown()
+    from_path = people_estimator(people_photos[0])
+    assert from_url.source == url and len(from_url) == len(from_path) > 0
+    np.testing.assert_array_equal(from_url.keypoints, from_path.keypoints)
+
+
+def test_missing_broken_and_truncated_image_files_are_named(tmp_path, rendered_estimator, caplog):
     with pytest.raises(FileNotFoundError, match="nope.jpg"):
-        random_estimator(tmp_path / "nope.jpg")
+        rendered_estimator(tmp_path / "nope.jpg")
+    with pytest.raises(FileNotFoundError, match="is a directory"):
+        rendered_estimator(tmp_path)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken.jpg"):
-        random_estimator(broken)
+        rendered_estimator(broken)
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    jpeg = cv2.imencode(".jpg", noise)[1].tobytes()
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(jpeg[: len(jpeg) * 7 // 10])
+    try:  # OpenCV builds differ: some decode a truncated JPEG (grey rest), others refuse it
+        rendered_estimator(truncated)
+    except ValueError as error:
+        assert "truncated.jpg: a truncated JPEG" in str(error)
+    else:
+        assert "truncated.jpg: the JPEG data is truncated" in caplog.text
 
 
 def test_bad_settings_are_refused():
     net = LightweightOpenPose()
     with pytest.raises(ValueError, match="multiple of 8"):
         PoseEstimator(net, height=250)
+    for height in ("256", None, 256.0):
+        with pytest.raises(TypeError, match="height must be an int"):
+            PoseEstimator(net, height=height)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="too large"):
+        PoseEstimator(net, height=65536)
     with pytest.raises(ValueError, match="batch_size"):
         PoseEstimator(net, height=64)([np.zeros((8, 8, 3), np.uint8)], batch_size=0)
+    for model in ("ckpt.pth", None):
+        with pytest.raises(TypeError, match="from_pretrained"):
+            PoseEstimator(model)  # type: ignore[arg-type]
 
 
-def test_directories_and_unknown_devices_are_refused(tmp_path, random_estimator):
-    with pytest.raises(FileNotFoundError, match="not a file"):
-        random_estimator(tmp_path)
-    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
-        PoseEstimator(LightweightOpenPose(), device="gpu0")
+@pytest.mark.parametrize("shape", [(1, 2000), (2, 2000), (10, 2000), (4, 2000), (2000, 1), (1, 100), (5000, 200)])
+def test_extreme_aspect_ratios_are_refused_before_any_work(rendered_estimator, shape):
+    image = np.zeros((*shape, 3), np.uint8)
+    with pytest.raises(ValueError, match=f"{shape[1]}x{shape[0]}"):
+        rendered_estimator(image)
+    assert rendered_estimator._runtime.calls == 0
 
 
-def test_inputs_that_are_neither_images_nor_lists_are_refused(random_estimator):
+def test_the_largest_allowed_aspect_ratio_runs(rendered_estimator):
+    image = np.zeros((16, int(16 * MAX_ASPECT_RATIO), 3), np.uint8)
+    assert len(rendered_estimator(image)) > 0
+
+
+def test_inputs_that_are_neither_images_nor_lists_are_refused(rendered_estimator):
     with pytest.raises(TypeError, match="got int"):
-        random_estimator(3)
-    with pytest.raises(TypeError, match="got dict"):
-        random_estimator([{"image": 1}])
+        rendered_estimator(3)
+    with pytest.raises(TypeError):
+        rendered_estimator([{"image": 1}])

@@ -95,5 +95,7 @@ def test_to_dict_is_json_ready():
         "id": 4,
         "score": 3.0,
         "bbox": [10.0, 20.0, 2.0, 20.0],
-        "keypoints": {"nose": [10.0, 20.0, pytest.approx(0.9)], "neck": [12.0, 40.0, pytest.approx(0.9)]},
+        "num_keypoints": 2,
+        "keypoints": [[10.0, 20.0, pytest.approx(0.9)], [12.0, 40.0, pytest.approx(0.9)]] + [None] * 16,
     }
+    assert Pose.from_dict(record).to_dict() == pose.to_dict()

@@ -36,12 +36,17 @@ def test_inverse_transform_maps_back_to_image_pixels():
     assert transform.to_image(np.array([[10.0, 4.0], [60.0, 54.0]])).tolist() == [[0.0, 0.0], [100.0, 100.0]]
 
 
-def test_a_point_round_trips_through_the_transform():
-    image = np.zeros((300, 500, 3), dtype=np.uint8)
-    _, transform = prepare_input(image, 256)
-    point = np.array([123.0, 45.0])
-    forward = point * transform.scale + [transform.pad[1], transform.pad[0]]
-    assert np.allclose(transform.to_image(forward), point)
+@pytest.mark.parametrize("shape", [(300, 500), (500, 300), (256, 256)])
+def test_a_bright_pixel_maps_back_to_where_it_was(shape):
+    """The brightest input pixel, mapped through to_image, lands on the bright image pixel (within a pixel)."""
+    image = np.zeros((*shape, 3), dtype=np.uint8)
+    y, x = shape[0] * 2 // 3, shape[1] // 5
+    cv2.circle(image, (x, y), 3, (255, 255, 255), -1)
+    inputs, transform = prepare_input(image, 128)
+    row, col = np.unravel_index(np.argmax(inputs[0]), inputs[0].shape)
+    back = transform.to_image(np.array([col, row], dtype=np.float64))
+    np.testing.assert_allclose(back, [x, y], atol=1.0 / transform.scale + 1.0)
+    assert transform.input_size == inputs.shape[1:] and transform.image_size == shape
 
 
 def test_val_mode_taller_than_min_height_is_not_padded_vertically():

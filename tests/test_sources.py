@@ -11,11 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from lightpose.estimator import PoseEstimator
-from lightpose.model import LightweightOpenPose
-from lightpose.sources import ImageSource, SourceError, VideoSource, image_files, open_source
+from lightpose.errors import SourceError
+from lightpose.io import list_images
+from lightpose.sources import ImageSource, VideoSource, open_source
 
 
 def write_video(path: Path, frames: int = 6, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> Path:
@@ -57,7 +56,7 @@ def test_video_file_frames_length_fps_and_timestamps(video: Path) -> None:
         frames = list(source)
     assert [f.index for f in frames] == list(range(6))
     assert [f.timestamp for f in frames] == pytest.approx([i / 10.0 for i in range(6)])
-    assert all(f.image.shape == (48, 64, 3) and f.image.dtype == np.uint8 and f.path is None for f in frames)
+    assert all(f.image.shape == (48, 64, 3) and f.image.dtype == np.uint8 and f.source == str(video) for f in frames)
     # the moving dot is where it was drawn
     assert frames[3].image[24, 32].min() > 200 and frames[0].image[24, 32].max() < 80
 
@@ -66,13 +65,13 @@ def test_folder_gives_its_images_sorted(folder: Path) -> None:
     source = open_source(folder)
     assert isinstance(source, ImageSource) and source.length == 3 and source.fps is None
     frames = list(source)
-    assert [f.path.name for f in frames if f.path] == ["a.jpg", "b.png", "c.bmp"]
+    assert [Path(f.source).name for f in frames] == ["a.jpg", "b.png", "c.bmp"]
     assert [int(f.image[0, 0, 0]) for f in frames] == [10, 20, 30]
     assert all(f.timestamp is None for f in frames)
 
 
 def test_lists_mix_files_and_folders(folder: Path) -> None:
-    files = image_files([folder / "c.bmp", folder / "sub", folder])
+    files = list_images([folder / "c.bmp", folder / "sub", folder])
     assert [p.name for p in files] == ["c.bmp", "d.png", "a.jpg", "b.png", "c.bmp"]
     assert open_source([str(folder / "b.png")]).length == 1
     single = open_source(folder / "b.png")
@@ -126,14 +125,41 @@ def test_stream_url_is_read_as_a_live_source(video: Path, http_folder: str) -> N
     assert timestamps == sorted(timestamps) and timestamps[0] is not None and timestamps[0] >= 0
 
 
-def test_estimator_stream_yields_frames_and_tracked_poses(folder: Path, video: Path) -> None:
-    torch.manual_seed(0)
-    est = PoseEstimator(LightweightOpenPose(), device="cpu", height=64)
-    pairs = list(est.stream(video))
-    assert len(pairs) == 6
-    assert all(frame.shape == (48, 64, 3) and isinstance(poses, list) for frame, poses in pairs)
-    assert [frame.shape for frame, _ in est.stream(folder, track=False)] == [(24, 32, 3)] * 3
+def test_estimator_stream_yields_tracked_results_per_frame(rendered_estimator, folder: Path, video: Path) -> None:
+    results = list(rendered_estimator.stream(video, smooth=False))
+    assert len(results) == 6 and all(len(r) == 2 for r in results)
+    assert [r.frame for r in results] == list(range(6)) and all(r.source == str(video) for r in results)
+    assert [r.timestamp for r in results] == pytest.approx([i / 10.0 for i in range(6)])
+    assert all((r.width, r.height) == (64, 48) and r.image.shape == (48, 64, 3) for r in results)
+    first_ids = sorted(results[0].ids.tolist())
+    assert len(set(first_ids)) == 2 and all(sorted(r.ids.tolist()) == first_ids for r in results)  # ids are kept
+    images = list(rendered_estimator.stream(folder))  # images: no tracking by default
+    assert [r.source for r in images] == [str(folder / n) for n in ("a.jpg", "b.png", "c.bmp")]
+    assert all(r.frame is None and (r.ids == -1).all() and len(r) == 2 for r in images)
     with pytest.raises(FileNotFoundError, match="nope"):
-        est.stream(folder / "nope")
+        rendered_estimator.stream(folder / "nope")
     with pytest.raises(ValueError, match="track=True"):
-        est.stream(folder, track=False, smooth=True)
+        rendered_estimator.stream(folder, track=False, smooth=True)
+
+
+def test_truncated_video_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = write_video(tmp_path / "long.avi", frames=20).read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) * 7 // 10])
+    with open_source(cut) as source:
+        frames = list(source)
+    assert 0 < len(frames) < 20 and "cut.avi" in caplog.text and f"read {len(frames)} of the 20 frames" in caplog.text
+
+
+def test_glob_patterns_and_recursive_folders(folder: Path) -> None:
+    assert [p.name for p in list_images([str(folder / "*.png")])] == ["b.png"]
+    assert [p.name for p in list_images([folder], recursive=True)] == ["a.jpg", "b.png", "c.bmp", "d.png"]
+    with pytest.raises(FileNotFoundError, match="no image files match"):
+        list_images([str(folder / "*.gif")])
+
+
+def test_streaming_stops_cleanly_when_the_consumer_stops(rendered_estimator, video: Path) -> None:
+    stream = rendered_estimator.stream(video)
+    first = next(stream)
+    stream.close()
+    assert first.frame == 0 and rendered_estimator._runtime.calls <= 4  # the pipeline stopped reading ahead

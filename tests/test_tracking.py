@@ -11,7 +11,6 @@ import pytest
 
 from lightpose.pose import Pose
 from lightpose.skeleton import KEYPOINT_INDEX, NUM_KEYPOINTS
-from lightpose.streaming import stream_frames
 from lightpose.tracking import OneEuroFilter, PoseTracker
 
 # A standing person about 60 x 150 px: keypoint offsets from the neck, internal order.
@@ -188,24 +187,21 @@ def test_tracker_rejects_bad_settings() -> None:
         PoseTracker(beta=-1)
 
 
-def test_stream_frames_gives_tracked_smoothed_poses_per_frame(tmp_path: Path) -> None:
+def test_stream_gives_tracked_smoothed_poses_per_frame(rendered_estimator, tmp_path: Path) -> None:
+    """The rendered people move 4 input pixels (8 image pixels) right per frame: smoothed necks lag behind."""
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(5):
-        cv2.imwrite(str(folder / f"{i:02d}.png"), np.zeros((8, 8, 3), np.uint8))
-    calls = iter(range(100))
-
-    def walking_person(image: np.ndarray) -> list[Pose]:
-        assert image.shape == (8, 8, 3)
-        t = next(calls)
-        return [person(100 + 3 * t, 100)]
-
-    results = list(stream_frames(walking_person, folder, track=True))
-    assert [frame.index for frame, _ in results] == list(range(5))
-    assert [poses[0].id for _, poses in results] == [0] * 5
-    neck_x = [poses[0].keypoints[1, 0] for _, poses in results]
-    assert neck_x[0] == 100 and all(100 < x < 100 + 3 * t for t, x in enumerate(neck_x) if t)  # smoothed: lags
-    unsmoothed = list(stream_frames(walking_person, folder, track=True, smooth=False))
-    assert [poses[0].keypoints[1, 0] for _, poses in unsmoothed] == [100 + 3 * t for t in range(5, 10)]
-    untracked = list(stream_frames(walking_person, folder, track=False))
-    assert all(poses[0].id is None for _, poses in untracked)
+        cv2.imwrite(str(folder / f"{i:02d}.png"), np.zeros((256, 256, 3), np.uint8))
+    results = list(rendered_estimator.stream(folder, track=True))
+    assert len(results) == 5 and all(len(r) == 2 for r in results)
+    left = [min(r, key=lambda p: p.xy[1, 0]) for r in results]
+    assert len({p.id for p in left}) == 1 and left[0].id is not None
+    neck_x = [p.xy[1, 0] for p in left]
+    raw = list(rendered_estimator.stream(folder, track=True, smooth=False))
+    raw_x = [min(r, key=lambda p: p.xy[1, 0]).xy[1, 0] for r in raw]
+    assert all(b - a == pytest.approx(8.0, abs=2.1) for a, b in zip(raw_x, raw_x[1:]))
+    assert neck_x[0] == pytest.approx(raw_x[0] - 5 * 8.0, abs=2.1)  # the second run continues the motion
+    assert all(0 < x - neck_x[0] < (t * 8.0) for t, x in enumerate(neck_x) if t)  # smoothed: lags the motion
+    untracked = list(rendered_estimator.stream(folder, track=False))
+    assert all(p.id is None for r in untracked for p in r) and sum(len(r) for r in untracked) > 0

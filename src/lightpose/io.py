@@ -24,7 +24,7 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
-from lightpose.errors import DiskFullError, SourceError
+from lightpose.errors import DiskFullError, SourceError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +90,11 @@ def _read_image_url(url: str) -> np.ndarray:
 
 def _decode_image(data: np.ndarray, name: str) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    truncated = data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8 and b"\xff\xd9" not in data[-64:].tobytes()
     if image is None:
-        raise ValueError(f"could not decode {name} as an image: is it a JPEG/PNG/BMP/... file?")
-    if data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8 and b"\xff\xd9" not in data[-64:].tobytes():
+        what = "a truncated JPEG (no end marker)" if truncated else "not an image OpenCV can decode"
+        raise ValueError(f"could not decode {name}: {what}; check the file (is it a complete JPEG/PNG/BMP/... file?)")
+    if truncated:
         logger.warning("%s: the JPEG data is truncated (no end marker); the missing part decodes as grey", name)
     return image
 
@@ -213,3 +215,33 @@ def _is_disk_full(exc: BaseException, folder: Path) -> bool:
         with contextlib.suppress(OSError):
             return shutil.disk_usage(folder).free < (1 << 20)
     return False
+
+
+def check_output_path(
+    path: str | os.PathLike, *, folder: bool = False, inputs: Sequence[str | os.PathLike | None] = (), option: str = ""
+) -> Path:
+    """Check, before any work, that `path` can be written: a file (or with `folder`, a folder) that is not one of
+    `inputs`, whose nearest existing ancestor is a writable folder. Creates nothing. Raises UsageError naming
+    `option` (e.g. "--output") and the path; returns the path."""
+    target = Path(path)
+    label = f"{option} {target}" if option else str(target)
+    resolved = target.resolve()
+    for item in inputs:
+        if item is not None and Path(item).resolve() == resolved:
+            raise UsageError(f"{label} is also an input: choose another output location")
+    if target.exists():
+        if folder and not target.is_dir():
+            raise UsageError(f"{label} exists and is not a folder: remove it or choose another location")
+        if not folder and target.is_dir():
+            raise UsageError(f"{label} is a folder: give a file name")
+        if not os.access(target, os.W_OK | (os.X_OK if folder else 0)):
+            raise UsageError(f"{label} is not writable: fix its permissions or choose another location")
+        return target
+    ancestor = resolved.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{label}: {ancestor} is a file, not a folder: choose another location")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{label}: folder {ancestor} is not writable: fix its permissions or choose another location")
+    return target

@@ -224,8 +224,8 @@ class PoseResult(Sequence[Pose]):
 
     @property
     def scores(self) -> np.ndarray:
-        """float32 (N,): pose scores."""
-        return np.array([p.score for p in self.poses], dtype=np.float32)
+        """float64 (N,): pose scores."""
+        return np.array([p.score for p in self.poses], dtype=np.float64)
 
     @property
     def boxes(self) -> np.ndarray:
