@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Union, overload
 
 import numpy as np
@@ -12,8 +13,9 @@ import torch
 from torch import nn
 
 from lightpose import pipeline
-from lightpose.backends import Backend, make_backend
+from lightpose.backends import EXPORTED_SUFFIXES, Backend, make_backend, open_exported
 from lightpose.decode import decode_maps, entries_to_poses
+from lightpose.io import is_url
 from lightpose.pipeline import Inferred, Prepared
 from lightpose.pose import Pose, PoseResult
 from lightpose.preprocess import InputTransform, check_height, check_image, prepare_input
@@ -88,13 +90,21 @@ class PoseEstimator:
         precision: str = "fp32",
     ) -> PoseEstimator:
         """Build an estimator from a registered weights name (default: the published COCO model), a local
-        checkpoint path or an http(s) URL; downloads are cached and verified.
+        checkpoint path, an http(s) URL, or an exported model file (`.onnx`, OpenVINO `.xml` from `lightpose
+        export` / `lightpose quantize`); downloads are cached and verified.
 
-        backend: "torch", "onnxruntime", "openvino" or "auto" (extras `lightpose[onnx]`, `lightpose[openvino]`);
-        precision: "fp32", "bf16" or "fp16" where the backend and hardware support it."""
+        backend: "torch" (default: reference-exact), "onnxruntime", "openvino" or "auto" (OpenVINO where
+        installed, else torch with BatchNorm folded); extras `lightpose[onnx]`, `lightpose[openvino]`. For an
+        exported file the backend follows its suffix. precision: "fp32", "bf16" or "fp16" where the backend and
+        hardware support it."""
         from lightpose.weights import load_model
 
         height = check_height(height)
+        if isinstance(name_or_path_or_url, (str, os.PathLike)) and not is_url(name_or_path_or_url):
+            if Path(name_or_path_or_url).suffix.lower() in EXPORTED_SUFFIXES:
+                chosen = None if backend in ("auto", "torch") else backend
+                runtime = open_exported(name_or_path_or_url, device=device, precision=precision, backend=chosen)
+                return cls(runtime, height=height)
         model, _ = load_model(
             name_or_path_or_url, cache_dir=cache_dir, local_files_only=local_files_only, progress=progress
         )

@@ -1,20 +1,18 @@
-"""The Lightweight OpenPose network and loading of reference-format state dicts.
+"""The Lightweight OpenPose network (loading its checkpoints: `lightpose._checkpoint`).
 
 Module and parameter names follow the published implementation exactly, so its checkpoints load as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from torch import nn
 
+from lightpose._checkpoint import extract_state_dict, load_reference_state  # loading lives there; kept importable
 from lightpose.errors import CheckpointError
-from lightpose.skeleton import NUM_HEATMAPS, NUM_PAFS, STRIDE
+from lightpose.skeleton import OPENPOSE_COCO, STRIDE, Skeleton
 
-__all__ = ["STRIDE", "CheckpointError", "LightweightOpenPose"]
+__all__ = ["STRIDE", "CheckpointError", "LightweightOpenPose", "extract_state_dict", "load_reference_state"]
 
 
 def _conv(
@@ -142,19 +140,24 @@ class LightweightOpenPose(nn.Module):
 
     Input: (N, 3, H, W) float32, BGR, (pixel - 128) / 256, H and W multiples of 8.
     `forward` returns the list [heatmaps_0, pafs_0, heatmaps_1, pafs_1, ...] (two per stage), heatmaps
-    (N, 19, H/8, W/8) and PAFs (N, 38, H/8, W/8), raw linear outputs. Inference uses the last two.
+    (N, K + 1, H/8, W/8) and PAFs (N, 2 L, H/8, W/8), raw linear outputs, for the `skeleton`'s K keypoints and L
+    limbs (19 and 38 channels for the published layout). Inference uses the last two.
     """
 
-    def __init__(self, num_refinement_stages: int = 1, num_channels: int = 128) -> None:
+    def __init__(
+        self, num_refinement_stages: int = 1, num_channels: int = 128, *, skeleton: Skeleton = OPENPOSE_COCO
+    ) -> None:
         super().__init__()
         if num_refinement_stages < 0:
             raise ValueError(f"num_refinement_stages must be >= 0, got {num_refinement_stages}")
         self.num_refinement_stages = num_refinement_stages
+        self.skeleton = skeleton
+        heatmaps, pafs = skeleton.num_heatmaps, skeleton.num_pafs
         self.model = _mobilenet_backbone()
         self.cpm = Cpm(512, num_channels)
-        self.initial_stage = InitialStage(num_channels, NUM_HEATMAPS, NUM_PAFS)
+        self.initial_stage = InitialStage(num_channels, heatmaps, pafs)
         self.refinement_stages = nn.ModuleList(
-            RefinementStage(num_channels + NUM_HEATMAPS + NUM_PAFS, num_channels, NUM_HEATMAPS, NUM_PAFS)
+            RefinementStage(num_channels + heatmaps + pafs, num_channels, heatmaps, pafs)
             for _ in range(num_refinement_stages)
         )
 
@@ -168,50 +171,6 @@ class LightweightOpenPose(nn.Module):
         for stage in self.refinement_stages:
             outputs.extend(stage(torch.cat([features, outputs[-2], outputs[-1]], dim=1)))
         return outputs
-
-
-def extract_state_dict(checkpoint: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """The tensor state dict of a bare state dict or of a train.py-style dict holding `state_dict`.
-
-    Strips a `module.` prefix (DataParallel/DDP checkpoints).
-    """
-    if isinstance(checkpoint, Mapping) and "state_dict" in checkpoint:
-        checkpoint = checkpoint["state_dict"]
-    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise CheckpointError(
-            f"{source} is not a state dict: expected a mapping of tensors or a dict with 'state_dict'"
-        )
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in checkpoint.items()}
-
-
-def load_reference_state(model: nn.Module, checkpoint: Any, source: str = "checkpoint") -> list[str]:
-    """Load a reference-format checkpoint into `model`, strictly.
-
-    Accepts a bare state dict or a dict with `state_dict` (other entries ignored), `module.` prefixes, present or
-    absent `num_batches_tracked` buffers, and extra keys (e.g. the published checkpoint's refinement stages 2-3).
-    Raises CheckpointError naming every needed key that is missing or has the wrong shape: never a silent random
-    init. Returns the checkpoint keys that were ignored.
-    """
-    state = extract_state_dict(checkpoint, source)
-    target = model.state_dict()
-    missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
-    wrong_shape = [
-        f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(v.shape)})"
-        for k, v in target.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or wrong_shape:
-        parts = []
-        if missing:
-            parts.append(
-                f"{len(missing)} missing key(s): {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else "")
-            )
-        if wrong_shape:
-            parts.append(f"{len(wrong_shape)} key(s) of the wrong shape: {', '.join(wrong_shape[:10])}")
-        raise CheckpointError(f"{source} does not fit LightweightOpenPose: " + "; ".join(parts))
-    merged = {k: state.get(k, v) for k, v in target.items()}
-    model.load_state_dict(merged, strict=True)
-    return [k for k in state if k not in target]
 
 
 def fold_batchnorm(model: LightweightOpenPose) -> LightweightOpenPose:
