@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import random
+import stat
 from pathlib import Path
 
 import pytest
 
 from lightpose.cli.main import main
+from lightpose.errors import AnnotationError
 from lightpose.training.labels import (
     load_prepared_labels,
     make_val_subset,
@@ -109,12 +113,52 @@ def test_visibility_remap(coco_v: int, expected_v: int) -> None:
     assert keypoints[6] == [0, 0, 2]  # COCO v = 0 (unlabelled) -> 2
 
 
-def test_save_load_round_trip_leaves_no_temp_files(tmp_path: Path) -> None:
+def test_save_load_round_trip_leaves_no_temp_files_and_respects_the_umask(tmp_path: Path) -> None:
     samples = prepare_labels_from_coco(_coco([_person(1, 1, [100, 100, 100, 200], 6)], 1))
     path = tmp_path / "out" / "labels.json"
-    save_prepared_labels(samples, path)
+    previous = os.umask(0o022)
+    try:
+        save_prepared_labels(samples, path)
+    finally:
+        os.umask(previous)
     assert load_prepared_labels(path) == samples
     assert [p.name for p in path.parent.iterdir()] == ["labels.json"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"iscrowd": 1, "segmentation": "x"}, "'segmentation' must be polygons"),
+        ({"num_keypoints": "6"}, "'num_keypoints' must be a non-negative integer, got '6'"),
+        ({"num_keypoints": 5.5}, "'num_keypoints' must be a non-negative integer, got 5.5"),
+        ({"num_keypoints": None}, "'num_keypoints' must be a non-negative integer, got None"),
+        ({"keypoints": "100,100,2"}, "'keypoints' must be a list of 51 numbers .* got '100,100,2'"),
+        ({"keypoints": [1, 2, "2"] * 17}, "'keypoints' must be a list of 51 numbers"),
+        ({"bbox": [1, 2, 3]}, "'bbox' must be"),
+        ({"iscrowd": 2}, "'iscrowd' must be 0 or 1"),
+    ],
+)
+def test_malformed_annotation_is_a_clear_error_naming_its_id(change: dict, message: str) -> None:
+    good, bad = _person(1, 1, [100, 100, 100, 200], 6), {**_person(7, 2, [10, 10, 100, 200], 6), **change}
+    with pytest.raises(AnnotationError, match=rf"coco\.json: annotation id 7 \(annotations\[1\]\) {message}.*: fix"):
+        prepare_labels_from_coco(_coco([good, bad]), source="coco.json")
+
+
+def test_integral_float_num_keypoints_is_accepted_and_stored_as_int() -> None:
+    samples = prepare_labels_from_coco(_coco([{**_person(1, 1, [100, 100, 100, 200], 6), "num_keypoints": 6.0}], 1))
+    assert samples[0]["num_keypoints"] == 6 and isinstance(samples[0]["num_keypoints"], int)
+
+
+def test_crowd_without_segmentation_is_skipped_with_a_count(caplog: pytest.LogCaptureFixture) -> None:
+    crowds = [{**_person(i, 1, [0, 0, 50, 50], 0), "iscrowd": 1} for i in (8, 9)]
+    for crowd in crowds:
+        del crowd["segmentation"]
+    crowd_with_polygon = {**_person(10, 1, [0, 0, 50, 50], 0), "iscrowd": 1}
+    with caplog.at_level(logging.WARNING):
+        samples = prepare_labels_from_coco(_coco([_person(1, 1, [100, 100, 100, 200], 6), *crowds, crowd_with_polygon]))
+    assert len(samples) == 1 and samples[0]["segmentations"] == [crowd_with_polygon["segmentation"]]
+    assert "skipped 2 crowd annotation(s) without 'segmentation' (ids 8, 9)" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -176,6 +220,40 @@ def test_make_val_subset_matches_python_random_and_loads_in_pycocotools(tmp_path
     assert len(make_val_subset(data, num_images=50)["images"]) == 10
     with pytest.raises(ValueError, match="num_images"):
         make_val_subset(data, num_images=0)
+
+
+def test_cli_prepare_coco_checks_the_output_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightpose.cli.prepare_coco as cli
+
+    labels = tmp_path / "coco.json"
+    labels.write_text(json.dumps(_coco([_person(1, 1, [100, 100, 100, 200], 6)], 1)))
+    original = labels.read_text()
+    monkeypatch.setattr(cli, "prepare_coco_labels", lambda *a, **k: pytest.fail("work before the output check"))
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "a_folder").mkdir()
+    cases = {
+        str(labels): "is also an input",
+        str(tmp_path / "a_file" / "out.json"): "is a file, not a folder",
+        str(tmp_path / "a_folder"): "is a folder: give a file name",
+    }
+    for output, message in cases.items():
+        assert main(["prepare-coco", "--labels", str(labels), "--output", output]) == 2
+        err = capsys.readouterr().err
+        assert message in err and output in err and len(err.strip().splitlines()) == 1, err
+    assert labels.read_text() == original
+
+
+def test_cli_prepare_coco_malformed_annotation_is_one_line_with_the_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = tmp_path / "coco.json"
+    labels.write_text(json.dumps(_coco([{**_person(42, 1, [100, 100, 100, 200], 6), "num_keypoints": "many"}], 1)))
+    assert main(["prepare-coco", "--labels", str(labels), "--output", str(tmp_path / "out.json")]) == 2
+    err = capsys.readouterr().err
+    assert "annotation id 42" in err and "'num_keypoints'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_cli_prepare_coco(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ to do. `LightposeError` is the common base.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 
 class LightposeError(Exception):
@@ -56,3 +57,21 @@ class NonFiniteLossError(LightposeError, FloatingPointError):
 
 class UsageError(LightposeError, ValueError):
     """Bad command-line usage or input (the CLI exits with code 2)."""
+
+
+class AnnotationError(LightposeError, ValueError):
+    """A COCO annotation with a missing or malformed field; the message names the annotation id and the field."""
+
+
+class UnreadableSamplesError(LightposeError, RuntimeError):
+    """Training stopped: more training samples could not be read (missing, empty or corrupt images) than allowed."""
+
+
+class OutputWriteError(LightposeError, OSError):
+    """A finished run's output could not be written where asked. `saved_to` is where it went instead (None:
+    nowhere) and `result` what the run returned (e.g. evaluate_coco's AP numbers), so that the run is not lost."""
+
+    def __init__(self, message: str, *, saved_to: Path | None = None, result: object = None) -> None:
+        super().__init__(message)
+        self.saved_to = saved_to
+        self.result = result

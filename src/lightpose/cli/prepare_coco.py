@@ -1,10 +1,18 @@
-"""`lightpose prepare-coco`: COCO person_keypoints JSON -> prepared training labels (JSON)."""
+"""`lightpose prepare-coco`: COCO person_keypoints JSON -> prepared training labels (JSON).
+
+Exit codes: 0 written, 1 runtime failure (e.g. a full disk), 2 bad usage or input (a malformed annotation is
+named by its id), 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import traceback
 
+from lightpose.io import check_output_path
 from lightpose.training.labels import prepare_coco_labels, save_prepared_labels
 
 
@@ -13,22 +21,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "prepare-coco",
         help="prepare training labels from COCO person keypoints",
         description="Make one training sample per main person (>= 5 keypoints, area >= 32x32) from a COCO "
-        "person_keypoints JSON file, and save the samples as JSON for `lightpose train`.",
+        "person_keypoints JSON file, and save the samples as JSON for `lightpose train`. A malformed annotation "
+        "stops with an error naming its id; crowd annotations without a segmentation are skipped (counted in a "
+        "warning).",
     )
     parser.add_argument("--labels", required=True, help="COCO annotations, e.g. person_keypoints_train2017.json")
     parser.add_argument("--output", required=True, help="where to write the prepared labels (JSON)")
-    parser.add_argument("--net-input-size", type=int, default=368, help="network input side (default 368)")
+    parser.add_argument("--net-input-size", type=int, default=368, help="network input side (default: 368)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
     parser.set_defaults(func=run)
 
 
+def _fail(error: BaseException, code: int, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exception(error)
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    print(f"lightpose prepare-coco: error: {message}", file=sys.stderr)
+    return code
+
+
 def run(args: argparse.Namespace) -> int:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        check_output_path(args.output, inputs=[args.labels], option="--output")
         samples = prepare_coco_labels(args.labels, net_input_size=args.net_input_size)
         if not samples:
             raise ValueError(f"{args.labels}: no person qualifies as a training sample (>= 5 keypoints, area >= 1024)")
-        save_prepared_labels(samples, args.output)
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
     except (OSError, ValueError) as error:
-        print(f"lightpose prepare-coco: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(error, 2, args.verbose)
+    try:
+        save_prepared_labels(samples, args.output)
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    except Exception as error:
+        return _fail(error, 1, args.verbose)
     print(f"wrote {len(samples)} samples to {args.output}")
     return 0

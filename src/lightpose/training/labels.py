@@ -11,14 +11,18 @@ non-crowd person of the image: objpos, bbox, segment_area, scale_provided, num_k
 from __future__ import annotations
 
 import json
-import os
+import logging
+import math
 import random
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lightpose.errors import AnnotationError
+from lightpose.io import atomic_write
 from lightpose.skeleton import NUM_COCO_KEYPOINTS
+
+logger = logging.getLogger(__name__)
 
 MIN_MAIN_KEYPOINTS = 5
 MIN_MAIN_AREA = 32 * 32
@@ -67,7 +71,16 @@ def _person_fields(annotation: dict, net_input_size: int) -> dict:
 _PERSON_FIELDS = frozenset({"image_id", "iscrowd", "num_keypoints", "keypoints", "bbox", "area"})
 
 
-def _check_coco(data: Any, source: str, annotation_fields: frozenset[str] = _PERSON_FIELDS) -> None:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    """An integer, or a float with an integer value (5.0)."""
+    return _is_number(value) and float(value).is_integer()
+
+
+def _check_images(data: Any, source: str) -> None:
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise ValueError(f"{source}: not a COCO annotation file (needs an 'images' list)")
     if not isinstance(data.get("annotations"), list):
@@ -75,26 +88,78 @@ def _check_coco(data: Any, source: str, annotation_fields: frozenset[str] = _PER
     for i, image in enumerate(data["images"]):
         if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= set(image):
             raise ValueError(f"{source}: images[{i}] must be an object with id, file_name, width and height")
-    for i, annotation in enumerate(data["annotations"]):
-        if not isinstance(annotation, dict) or not annotation_fields <= set(annotation):
+        if not all(_is_count(image[k]) and image[k] > 0 for k in ("width", "height")):
             raise ValueError(
-                f"{source}: annotations[{i}] must be an object with {sorted(annotation_fields)} "
-                "(is this a COCO person_keypoints file?)"
+                f"{source}: image id {image['id']!r} (images[{i}]): width and height must be positive integers, got "
+                f"{image['width']!r} x {image['height']!r}: fix or remove this image"
             )
 
 
+def _annotation_problem(annotation: dict) -> str | None:
+    """What is wrong with a COCO person annotation's fields that label preparation reads, or None."""
+    missing = sorted(_PERSON_FIELDS - set(annotation))
+    if missing:
+        return f"lacks {', '.join(repr(k) for k in missing)} (is this a COCO person_keypoints file?)"
+    if annotation["iscrowd"] not in (0, 1):
+        return f"'iscrowd' must be 0 or 1, got {annotation['iscrowd']!r}"
+    if not (_is_count(annotation["num_keypoints"]) and annotation["num_keypoints"] >= 0):
+        return f"'num_keypoints' must be a non-negative integer, got {annotation['num_keypoints']!r}"
+    if annotation["iscrowd"]:
+        segmentation = annotation.get("segmentation")
+        if segmentation is not None and not isinstance(segmentation, (list, dict)):
+            return f"'segmentation' must be polygons (a list) or RLE (an object), got {type(segmentation).__name__}"
+        return None
+    keypoints, bbox = annotation["keypoints"], annotation["bbox"]
+    size = 3 * NUM_COCO_KEYPOINTS
+    if not (isinstance(keypoints, list) and len(keypoints) == size and all(map(_is_number, keypoints))):
+        return f"'keypoints' must be a list of {size} numbers (x, y, v per keypoint), got {repr(keypoints)[:60]}"
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox)) and min(bbox[2:]) >= 0):
+        return f"'bbox' must be [x, y, width, height] with width, height >= 0, got {repr(bbox)[:60]}"
+    if not _is_number(annotation["area"]):
+        return f"'area' must be a number, got {annotation['area']!r}"
+    return None
+
+
+def _check_annotations(data: dict, source: str) -> None:
+    """Raise AnnotationError naming the first annotation (by id and index) whose fields cannot be used."""
+    for i, annotation in enumerate(data["annotations"]):
+        if not isinstance(annotation, dict):
+            raise AnnotationError(f"{source}: annotations[{i}] is not an object: fix or remove it")
+        problem = _annotation_problem(annotation)
+        if problem is not None:
+            where = (
+                f"annotation id {annotation['id']!r} (annotations[{i}])" if "id" in annotation else f"annotations[{i}]"
+            )
+            raise AnnotationError(f"{source}: {where} {problem}: fix or remove it")
+
+
 def prepare_labels_from_coco(data: dict, *, net_input_size: int = 368, source: str = "annotations") -> list[dict]:
-    """Prepared samples (see module docstring) from a loaded COCO keypoints dict, in the reference's order."""
-    _check_coco(data, source)
+    """Prepared samples (see module docstring) from a loaded COCO keypoints dict, in the reference's order.
+
+    A malformed annotation raises AnnotationError naming its id. Crowd annotations without a 'segmentation' mark
+    no region to mask: they are skipped, with one warning that counts them.
+    """
+    _check_images(data, source)
+    _check_annotations(data, source)
     images = {image["id"]: image for image in data["images"]}
     persons: dict[Any, list[dict]] = {}
-    for annotation in data["annotations"]:
-        if annotation["num_keypoints"] != 0 and not annotation["iscrowd"]:
-            persons.setdefault(annotation["image_id"], []).append(annotation)
     crowds: dict[Any, list] = {}
+    no_segmentation = []
     for annotation in data["annotations"]:
-        if annotation["iscrowd"]:
+        annotation = {**annotation, "num_keypoints": int(annotation["num_keypoints"])}
+        if annotation["iscrowd"] and annotation.get("segmentation") is None:
+            no_segmentation.append(annotation.get("id"))
+        elif annotation["iscrowd"]:
             crowds.setdefault(annotation["image_id"], []).append(annotation["segmentation"])
+        elif annotation["num_keypoints"] != 0:
+            persons.setdefault(annotation["image_id"], []).append(annotation)
+    if no_segmentation:
+        logger.warning(
+            "%s: skipped %d crowd annotation(s) without 'segmentation' (ids %s): they mark no region to mask",
+            source,
+            len(no_segmentation),
+            ", ".join(map(repr, no_segmentation[:10])) + (", ..." if len(no_segmentation) > 10 else ""),
+        )
 
     samples = []
     for image_id, image_persons in persons.items():
@@ -113,8 +178,8 @@ def prepare_labels_from_coco(data: dict, *, net_input_size: int = 368, source: s
                 continue
             sample = {
                 "img_paths": image["file_name"],
-                "img_width": image["width"],
-                "img_height": image["height"],
+                "img_width": int(image["width"]),
+                "img_height": int(image["height"]),
                 "image_id": image_id,
                 **_person_fields(annotation, net_input_size),
                 "segmentations": crowds.get(image_id, []),
@@ -139,17 +204,11 @@ def prepare_coco_labels(annotations_path: str | Path, *, net_input_size: int = 3
 
 
 def write_json_atomic(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` as JSON to a temp file beside ``path``, then move it into place."""
+    """Write ``obj`` as JSON through `lightpose.io.atomic_write` (creating the folder): all or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        json.dump(obj, file)
 
 
 def save_prepared_labels(samples: list[dict], path: str | Path) -> None:
@@ -209,7 +268,10 @@ def make_val_subset(annotations: dict[str, Any], num_images: int = 250, seed: in
     ``random.Random(seed).shuffle`` of indices 0..N-1 (N = number of images); the first ``num_images``
     (all N if fewer) in shuffled order. info, licenses and categories are copied.
     """
-    _check_coco(annotations, "annotations", frozenset({"image_id"}))
+    _check_images(annotations, "annotations")
+    for i, annotation in enumerate(annotations["annotations"]):
+        if not isinstance(annotation, dict) or "image_id" not in annotation:
+            raise AnnotationError(f"annotations[{i}] must be an object with an 'image_id': fix or remove it")
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     indices = list(range(len(annotations["images"])))
