@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightpose.estimator import PoseEstimator, read_image
+from lightpose.estimator import PoseEstimator
+from lightpose.io import read_image
 from lightpose.model import LightweightOpenPose, load_reference_state
 from lightpose.training.evaluate import MULTISCALE_SCALES, detections_for_image, infer_val_maps
 

@@ -32,13 +32,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _error(message: str) -> int:
+def _error(message: str, code: int = 2) -> int:
     print(f"lightpose eval: error: {message}", file=sys.stderr)
-    return 2
+    return code
+
+
+def _print_stats(stats: dict[str, float]) -> None:
+    print(json.dumps({name: round(value, 4) for name, value in stats.items()}))
 
 
 def run(args: argparse.Namespace) -> int:
+    from lightpose.errors import OutputWriteError
     from lightpose.estimator import PoseEstimator
+    from lightpose.io import check_output_path
     from lightpose.training.evaluate import evaluate_coco
 
     if args.height < STRIDE or args.height % STRIDE:
@@ -46,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.subset is not None and args.subset < 1:
         return _error(f"--subset must be >= 1, got {args.subset}")
     try:
+        check_output_path(args.output, inputs=[args.labels, args.checkpoint], option="--output")
         estimator = PoseEstimator.from_pretrained(
             args.checkpoint, device=args.device, height=args.height, progress=not args.no_progress
         )
@@ -60,8 +67,17 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             height=args.height,
         )
+    except KeyboardInterrupt:
+        print("lightpose eval: interrupted", file=sys.stderr)
+        return 130
+    except OutputWriteError as error:  # the run finished: its numbers are not lost
+        if isinstance(error.result, dict):
+            _print_stats(error.result)
+        return _error(str(error), code=1)
     except (ImportError, OSError, ValueError, KeyError) as error:
         return _error(str(error))
-    print(json.dumps({name: round(value, 4) for name, value in stats.items()}))
+    except RuntimeError as error:
+        return _error(str(error), code=1)
+    _print_stats(stats)
     print(f"detections written to {args.output}")
     return 0

@@ -21,16 +21,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lightpose.io import check_output_path
     from lightpose.training.evaluate import load_keypoint_annotations
     from lightpose.training.labels import make_val_subset, write_json_atomic
 
     try:
         if args.num_images < 1:
             raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
+        check_output_path(args.output, inputs=[args.labels], option="--output")
         subset = make_val_subset(load_keypoint_annotations(args.labels), num_images=args.num_images, seed=args.seed)
-        write_json_atomic(subset, args.output)
     except (OSError, ValueError) as error:
         print(f"lightpose val-subset: error: {error}", file=sys.stderr)
         return 2
+    try:
+        write_json_atomic(subset, args.output)
+    except OSError as error:
+        print(f"lightpose val-subset: error: could not write {args.output}: {error}", file=sys.stderr)
+        return 1
     print(f"wrote {len(subset['images'])} images and {len(subset['annotations'])} annotations to {args.output}")
     return 0

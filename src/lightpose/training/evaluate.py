@@ -12,7 +12,11 @@ import contextlib
 import copy
 import io
 import json
+import logging
+import math
 import os
+import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,18 +26,21 @@ import numpy as np
 from tqdm import tqdm
 
 from lightpose.decode import decode_upsampled, entries_to_poses
-from lightpose.estimator import PoseEstimator, read_image
-from lightpose.skeleton import STRIDE
+from lightpose.errors import OutputWriteError
+from lightpose.estimator import PoseEstimator
+from lightpose.io import check_output_path, read_image
 from lightpose.preprocess import check_image, prepare_input
-from lightpose.skeleton import NUM_HEATMAPS, NUM_PAFS
+from lightpose.skeleton import STRIDE
 from lightpose.training.flip import mirror_maps
 from lightpose.training.labels import make_val_subset, write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 BASE_HEIGHT = 368
 MULTISCALE_SCALES: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
 STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 _PERSON_CATEGORY = 1
-_COCO_ANNOTATION_FIELDS = ("image_id", "keypoints", "bbox", "area")
+_COCO_ANNOTATION_FIELDS = ("image_id", "category_id", "num_keypoints", "keypoints", "bbox", "area")
 
 
 def _import_pycocotools() -> tuple[Any, Any]:
@@ -55,7 +62,7 @@ def _maps_at_scale(
     inputs, transform = prepare_input(
         image, height, interpolation=cv2.INTER_CUBIC, scale=scale * height / h, normalize_first=True
     )
-    heatmaps, pafs = estimator.backend(inputs[None])
+    heatmaps, pafs = estimator.run_network(inputs[None])
     top, left, bottom, right = transform.pad
     result = []
     for maps in (heatmaps[0], pafs[0]):
@@ -84,20 +91,16 @@ def infer_val_maps(
         raise ValueError(f"height must be >= {STRIDE}, got {height}")
     if not scales or any(not s > 0 for s in scales):
         raise ValueError(f"scales must be a non-empty sequence of positive numbers, got {scales!r}")
-    h, w = image.shape[:2]
     count = len(scales) * (2 if flip else 1)
-    avg_heatmaps: np.ndarray = np.zeros((h, w, NUM_HEATMAPS), dtype=np.float32)
-    avg_pafs: np.ndarray = np.zeros((h, w, NUM_PAFS), dtype=np.float32)
     mirrored = cv2.flip(image, 1) if flip else None
+    sums: list[np.ndarray] = []  # val.py starts from zeros; 0 + x is x, so the first term starts the sums
     for scale in scales:
-        heatmaps, pafs = _maps_at_scale(estimator, image, scale, height)
-        avg_heatmaps = avg_heatmaps + heatmaps / count
-        avg_pafs = avg_pafs + pafs / count
+        terms = [_maps_at_scale(estimator, image, scale, height)]
         if mirrored is not None:
-            heatmaps, pafs = mirror_maps(*_maps_at_scale(estimator, mirrored, scale, height))
-            avg_heatmaps = avg_heatmaps + heatmaps / count
-            avg_pafs = avg_pafs + pafs / count
-    return avg_heatmaps, avg_pafs
+            terms.append(mirror_maps(*_maps_at_scale(estimator, mirrored, scale, height)))
+        for maps in terms:
+            sums = [m / count for m in maps] if not sums else [s + m / count for s, m in zip(sums, maps)]
+    return sums[0], sums[1]
 
 
 def detections_for_image(heatmaps: np.ndarray, pafs: np.ndarray, image_id: int) -> list[dict[str, Any]]:
@@ -124,24 +127,102 @@ def load_keypoint_annotations(labels_path: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_keypoint_annotations(data: Any, source: str) -> None:
-    """Raise ValueError naming `source` unless `data` is a COCO keypoints annotation dict."""
+    """Raise ValueError naming `source` unless `data` is a COCO keypoints annotation dict with the fields COCOeval
+    reads (every annotation's keypoints as long as the person category's keypoint names ask for)."""
     hint = "expected a COCO keypoints annotation file such as person_keypoints_val2017.json"
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations")):
         raise ValueError(f"{source}: no 'images' and 'annotations' lists; {hint}")
     if not data["images"]:
-        raise ValueError(f"{source}: holds no images")
+        raise ValueError(f"{source}: holds no images; {hint}")
     for image in data["images"]:
         if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-            raise ValueError(f"{source}: every image needs 'id' and 'file_name' ({image!r:.80})")
+            raise ValueError(f"{source}: every image needs 'id' and 'file_name' ({image!r:.80}); {hint}")
     categories = data.get("categories")
     if not isinstance(categories, list) or not any(
         isinstance(c, dict) and c.get("id") == _PERSON_CATEGORY and c.get("keypoints") for c in categories
     ):
         raise ValueError(f"{source}: no person category (id 1) with keypoint names in 'categories'; {hint}")
+    size = 3 * _keypoint_count(data)
     for annotation in data["annotations"]:
+        if not isinstance(annotation, dict):
+            raise ValueError(f"{source}: an annotation is not an object ({annotation!r:.80}); {hint}")
         missing = [k for k in _COCO_ANNOTATION_FIELDS if k not in annotation]
         if missing:
             raise ValueError(f"{source}: annotation {annotation.get('id', '?')} has no {missing}; {hint}")
+        keypoints = annotation["keypoints"]
+        if not isinstance(keypoints, list) or len(keypoints) != size:
+            count = len(keypoints) if isinstance(keypoints, list) else type(keypoints).__name__
+            raise ValueError(
+                f"{source}: annotation {annotation.get('id', '?')} has {count} keypoint values, the person "
+                f"category's {size // 3} keypoint names need {size} (x, y, v each): fix or remove it"
+            )
+
+
+def _keypoint_count(annotations: dict[str, Any]) -> int:
+    """The number of keypoints of the person category (COCO: 17)."""
+    return len(next(c["keypoints"] for c in annotations["categories"] if c.get("id") == _PERSON_CATEGORY))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_scorable(annotations: dict[str, Any], image_ids: Iterable[Any] | None = None, source: str = "") -> None:
+    """Raise ValueError unless the images `image_ids` (default all) of `annotations` hold a person COCOeval
+    counts (not a crowd, num_keypoints > 0): without one AP is undefined and COCOeval reports -1."""
+    ids = {image["id"] for image in annotations["images"]} if image_ids is None else set(image_ids)
+    people = [
+        a
+        for a in annotations["annotations"]
+        if a["image_id"] in ids
+        and a["category_id"] == _PERSON_CATEGORY
+        and not a.get("iscrowd")
+        and _is_number(a["num_keypoints"])
+        and a["num_keypoints"] > 0
+    ]
+    if not people:
+        raise ValueError(
+            f"{source or 'annotations'}: the {len(ids)} evaluated images hold no annotated person with keypoints "
+            "(non-crowd, num_keypoints > 0), so AP is undefined: evaluate on labels of images with people"
+        )
+
+
+def check_detections(detections: Any, annotations: dict[str, Any]) -> None:
+    """Raise ValueError, naming the first bad record and what is wrong, unless `detections` are COCO keypoint
+    results for images of `annotations`: objects with an image_id of theirs, category_id 1, 3 x K finite
+    keypoint numbers (K keypoints of the person category) and a finite score."""
+    if not isinstance(detections, list):
+        raise ValueError(f"detections must be a list of COCO results records, got {type(detections).__name__}")
+    image_ids = {image["id"] for image in annotations["images"]}
+    size = 3 * _keypoint_count(annotations)
+    for index, detection in enumerate(detections):
+        problem = _detection_problem(detection, image_ids, size)
+        if problem is not None:
+            raise ValueError(
+                f"detection {index} {problem}: score COCO keypoint results made for these annotations "
+                f"({len(image_ids)} images, {size // 3} keypoints)"
+            )
+
+
+def _detection_problem(detection: Any, image_ids: set[Any], size: int) -> str | None:
+    if not isinstance(detection, dict):
+        return f"is a {type(detection).__name__}, not an object"
+    missing = [k for k in ("image_id", "category_id", "keypoints", "score") if k not in detection]
+    if missing:
+        return f"has no {missing}"
+    if not isinstance(detection["image_id"], (int, str)) or detection["image_id"] not in image_ids:
+        return f"has image_id {detection['image_id']!r}, which is not an image of the annotations"
+    if detection["category_id"] != _PERSON_CATEGORY:
+        return f"has category_id {detection['category_id']!r}, not {_PERSON_CATEGORY} (person)"
+    keypoints = detection["keypoints"]
+    if not isinstance(keypoints, list) or len(keypoints) != size:
+        count = len(keypoints) if isinstance(keypoints, list) else type(keypoints).__name__
+        return f"has {count} keypoint values, not {size} (x, y, score for each of {size // 3} keypoints)"
+    if not all(map(_is_number, keypoints)):
+        return "has keypoint values that are not finite numbers"
+    if not _is_number(detection["score"]):
+        return f"has score {detection['score']!r}, not a finite number"
+    return None
 
 
 def _image_paths(images: Iterable[dict[str, Any]], images_folder: Path) -> list[Path]:
@@ -160,8 +241,14 @@ def score_detections(
     annotations: dict[str, Any], detections: list[dict[str, Any]], image_ids: Sequence[int] | None = None
 ) -> dict[str, float]:
     """COCOeval('keypoints') of COCO results against ground-truth `annotations` (restricted to `image_ids` if
-    given); prints the standard table and returns the 10 numbers (AP, AP50, ..., ARl). No detection -> all 0."""
+    given); prints the standard table and returns the 10 numbers (AP, AP50, ..., ARl). No detection -> all 0.
+
+    Raises ValueError for annotations without a scorable person (`check_scorable`) and for detections that are
+    not results for these annotations (`check_detections`)."""
     COCO, COCOeval = _import_pycocotools()
+    check_keypoint_annotations(annotations, "annotations")
+    check_scorable(annotations, image_ids)
+    check_detections(detections, annotations)
     if not detections:
         print("no detections: AP and AR are 0")
         return dict.fromkeys(STAT_NAMES, 0.0)
@@ -195,23 +282,70 @@ def evaluate_coco(
 
     Single scale by default (scales 0.5, 1, 1.5, 2 with `multiscale`), optionally with the flip test; `subset`
     evaluates that many images drawn as the reference's make_val_subset (seed 0); `height` is the network input
-    height at scale 1 (val.py's 368, whatever the estimator's own demo height). Detections are written in
-    COCO results format to `output_path` (atomically; also on interrupt). Returns AP, AP50, AP75, APm, APl,
+    height at scale 1 (val.py's 368, whatever the estimator's own demo height). Returns AP, AP50, AP75, APm, APl,
     AR, AR50, AR75, ARm, ARl.
+
+    The output location, the labels (which must hold a scorable person) and the images are checked before any
+    inference. Detections are written in COCO results format to `output_path` atomically, also on interrupt
+    (a warning then says where). When that write fails at the end, they go to a file in the temporary folder
+    instead and OutputWriteError is raised with `saved_to` that file (None: nowhere) and `result` the AP numbers.
     """
     _import_pycocotools()  # fail before the long loop
+    if output_path is not None:
+        check_output_path(output_path)
     annotations = load_keypoint_annotations(labels_path)
     if subset is not None:
         annotations = make_val_subset(annotations, num_images=subset, seed=0)
     images = annotations["images"]
+    image_ids = [image["id"] for image in images]
+    check_scorable(annotations, image_ids, str(labels_path))
     paths = _image_paths(images, Path(images_folder))
     scales = MULTISCALE_SCALES if multiscale else (1.0,)
     detections: list[dict[str, Any]] = []
+    done = 0
+    saved_to: Path | None = None
+    write_error: OSError | None = None
     try:
         for image, path in tqdm(list(zip(images, paths)), desc="evaluating", unit="image", disable=not progress):
             heatmaps, pafs = infer_val_maps(estimator, read_image(path), scales=scales, flip=flip, height=height)
             detections.extend(detections_for_image(heatmaps, pafs, image["id"]))
+            done += 1
     finally:
         if output_path is not None:
-            write_json_atomic(detections, Path(output_path))
-    return score_detections(annotations, detections, [image["id"] for image in images])
+            saved_to, write_error = save_detections(detections, output_path)
+            if done < len(images):
+                logger.warning(
+                    "evaluation stopped after %d of %d images: their %d detections %s",
+                    done,
+                    len(images),
+                    len(detections),
+                    f"are in {saved_to}" if saved_to is not None else f"could not be saved ({write_error})",
+                )
+    stats = score_detections(annotations, detections, image_ids)
+    if write_error is not None:
+        where = f"they were written to {saved_to} instead" if saved_to is not None else "nor to the temp folder"
+        raise OutputWriteError(
+            f"could not write the detections to {output_path} ({write_error}); {where}: "
+            "free some space or choose another output location",
+            saved_to=saved_to,
+            result=stats,
+        )
+    return stats
+
+
+def save_detections(detections: list[dict[str, Any]], path: str | os.PathLike) -> tuple[Path | None, OSError | None]:
+    """Write COCO results to `path` (atomically, mode from the umask); when that fails, to a new file named after
+    it in the temporary folder. Returns where they went (None: nowhere) and the error of the first write (None:
+    written to `path`)."""
+    target = Path(path)
+    try:
+        write_json_atomic(detections, target)
+        return target, None
+    except OSError as error:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        fallback = Path(tempfile.gettempdir()) / f"{target.stem}-{stamp}-{os.getpid()}{target.suffix or '.json'}"
+        try:
+            write_json_atomic(detections, fallback)
+        except OSError:
+            return None, error
+        return fallback, error
