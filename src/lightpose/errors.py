@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from pathlib import Path
 
 
 class LightposeError(Exception):
@@ -66,16 +65,6 @@ class AnnotationError(LightposeError, ValueError):
 
 class UnreadableSamplesError(LightposeError, RuntimeError):
     """Training stopped: more training samples could not be read (missing, empty or corrupt images) than allowed."""
-
-
-class OutputWriteError(LightposeError, OSError):
-    """A finished run's output could not be written where asked. `saved_to` is where it went instead (None:
-    nowhere) and `result` what the run returned (e.g. evaluate_coco's AP numbers), so that the run is not lost."""
-
-    def __init__(self, message: str, *, saved_to: Path | None = None, result: object = None) -> None:
-        super().__init__(message)
-        self.saved_to = saved_to
-        self.result = result
 
 
 class OutputWriteError(LightposeError, OSError):
