@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from lightpose.agreement import Agreement, agreement
+from lightpose.backends import Backend
 from lightpose.io import list_images, read_image
+from lightpose.pose import Pose
 from lightpose.preprocess import prepare_input
 
 PRESETS = ("performance", "mixed")
@@ -166,3 +169,53 @@ def quantize_with_accuracy_control(
         subset_size=min(options.subset_size, len(calibration)),
         fast_bias_correction=options.bias_correction == "fast",
     )
+
+
+class _Compiled:
+    """A compiled openvino model as a Backend (what NNCF hands to a validation function)."""
+
+    name = "openvino"
+    description = "openvino compiled model (CPU)"
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        result = self.compiled({0: np.ascontiguousarray(batch, np.float32)})
+        heatmaps, pafs = (np.asarray(result[self.compiled.output(name)]) for name in ("heatmaps", "pafs"))
+        return heatmaps, pafs
+
+
+class ValidationSet:
+    """Held-out images and their torch fp32 poses (the reference); scores other runners by pose agreement.
+
+    images: paths or BGR uint8 arrays; height: network input height. `inputs` are the prepared (1, 3, H, W) inputs
+    in the same order.
+    """
+
+    def __init__(self, model: nn.Module, images: Sequence[str | os.PathLike | np.ndarray], height: int = 256) -> None:
+        from lightpose.backends import TorchBackend
+
+        self.images = [read_image(i) if isinstance(i, (str, os.PathLike)) else i for i in images]
+        if not self.images:
+            raise ValueError("no validation images: pass a folder or list with at least one image")
+        self.height = height
+        self.inputs = calibration_inputs(self.images, height)
+        self.reference = self.poses(TorchBackend(model, "cpu"))
+
+    def poses(self, backend: Backend, indices: Sequence[int] | None = None) -> list[list[Pose]]:
+        """Poses `backend` finds in the images (all, or those at `indices`)."""
+        from lightpose.estimator import PoseEstimator
+
+        estimator = PoseEstimator(backend, height=self.height)
+        chosen = range(len(self.images)) if indices is None else indices
+        return [list(estimator(self.images[i])) for i in chosen]
+
+    def compare(self, backend: Backend, indices: Sequence[int] | None = None) -> Agreement:
+        """Agreement of `backend`'s poses with the fp32 poses (all images, or those at `indices`)."""
+        chosen = list(range(len(self.images)) if indices is None else indices)
+        return agreement([self.reference[i] for i in chosen], self.poses(backend, chosen))
+
+    def metric(self, compiled: Any, indices: Sequence[int]) -> float:
+        """Mean OKS to the fp32 poses of a compiled openvino model on the images at `indices`."""
+        return self.compare(_Compiled(compiled), indices).mean_oks

@@ -23,10 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightpose.export import to_onnx, to_openvino
+    from lightpose.export import check_output, to_onnx, to_openvino
     from lightpose.weights import load_model
 
     try:
+        check_output(args.output, args.format)
         model, _ = load_model(args.checkpoint)
         if args.format == "onnx":
             difference = to_onnx(model, args.output, height=args.height, width=args.width, opset=args.opset)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Each name is a module lightpose.cli.<name> with add_parser(subparsers) and run(args) -> int.
-SUBCOMMANDS: tuple[str, ...] = ("prepare_coco", "train", "eval", "val_subset", "export")
+SUBCOMMANDS: tuple[str, ...] = ("prepare_coco", "train", "eval", "val_subset", "export", "quantize")
 
 
 def build_parser() -> argparse.ArgumentParser:
