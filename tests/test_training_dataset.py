@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from lightpose.errors import UnreadableSamplesError
 from lightpose.skeleton import flip_permutation
-from lightpose.training.augment import ConvertKeypoints, CropPad, Flip, Rotate, Scale, reference_augmentations
-from lightpose.training.dataset import CocoKeypointsDataset, crowd_mask
+from lightpose.training.augment import ConvertKeypoints, CropPad, Flip, Rotate, Scale
+from lightpose.training.dataset import MAX_REPLACEMENTS, CocoKeypointsDataset, crowd_mask
 from lightpose.training.labels import prepare_labels_from_coco, save_prepared_labels
 
 KEYS = ("image", "keypoint_maps", "keypoint_mask", "paf_maps", "paf_mask")
@@ -129,8 +131,9 @@ def test_augmented_output_contract(tiny: tuple[Path, Path]) -> None:
     assert len(dataset) == 3
     for index in range(len(dataset)):
         sample = dataset[index]
-        assert set(sample) == set(KEYS)
-        assert all(value.dtype == np.float32 for value in sample.values())
+        assert set(sample) == {*KEYS, "skipped"}
+        assert all(sample[key].dtype == np.float32 for key in KEYS)
+        assert sample["skipped"].dtype == np.int64 and (sample["skipped"] == -1).all()
         assert sample["image"].shape == (3, 368, 368)
         assert sample["keypoint_maps"].shape == sample["keypoint_mask"].shape == (19, 46, 46)
         assert sample["paf_maps"].shape == sample["paf_mask"].shape == (38, 46, 46)
@@ -171,7 +174,7 @@ def test_flip_mirrors_image_and_swaps_left_right_heatmaps(tiny: tuple[Path, Path
     assert not np.allclose(flipped["keypoint_maps"][:18], plain["keypoint_maps"][:18][:, :, ::-1], atol=1e-3)
 
 
-def test_random_parameters_stay_in_the_reference_ranges() -> None:
+def test_random_parameters_stay_in_the_reference_ranges(tiny: tuple[Path, Path]) -> None:
     rng = np.random.default_rng(0)
     scales = [Scale().sample_params(rng) for _ in range(200)]
     angles = [Rotate().sample_params(rng) for _ in range(200)]
@@ -181,7 +184,8 @@ def test_random_parameters_stay_in_the_reference_ranges() -> None:
     assert min(angles) >= -40 and max(angles) <= 40 and max(angles) - min(angles) > 70
     assert offsets.dtype.kind == "i" and offsets.min() >= -40 and offsets.max() <= 40
     assert 50 < sum(flips) < 150
-    assert [type(t) for t in reference_augmentations()] == [ConvertKeypoints, Scale, Rotate, CropPad, Flip]
+    chain = [type(t) for t in CocoKeypointsDataset(*tiny).transforms]
+    assert chain == [ConvertKeypoints, Scale, Rotate, CropPad, Flip]
 
 
 def _batches(dataset: CocoKeypointsDataset, workers: int) -> list[dict[str, torch.Tensor]]:
@@ -211,7 +215,7 @@ def test_missing_image_names_file_and_folder(tiny: tuple[Path, Path]) -> None:
     (images / "b.png").unlink()
     dataset = CocoKeypointsDataset(labels, images)
     with pytest.raises(FileNotFoundError, match="b.png") as info:
-        dataset[2]
+        dataset.raw_sample(2)
     assert str(images) in str(info.value)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         CocoKeypointsDataset(labels, images / "nowhere")
@@ -223,7 +227,31 @@ def test_image_size_must_match_label(tiny: tuple[Path, Path]) -> None:
     labels, images = tiny
     cv2.imwrite(str(images / "b.png"), np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(ValueError, match="b.png is 10x10 but its label says 60x90"):
-        CocoKeypointsDataset(labels, images)[2]
+        CocoKeypointsDataset(labels, images).raw_sample(2)
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty"])
+def test_unreadable_sample_is_replaced_by_the_next_with_a_warning(
+    tiny: tuple[Path, Path], damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    labels, images = tiny
+    if damage == "missing":
+        (images / "a.png").unlink()
+    else:
+        (images / "a.png").write_bytes(b"")
+    dataset = CocoKeypointsDataset(labels, images)
+    with caplog.at_level(logging.WARNING):
+        item = dataset[0]  # samples 0 and 1 are a.png: both skipped, sample 2 (b.png) replaces them
+    assert item["skipped"].tolist() == [0, 1] + [-1] * (MAX_REPLACEMENTS - 2)
+    np.testing.assert_array_equal(item["image"], dataset[2]["image"])
+    assert sum("skipping unreadable training sample" in r.getMessage() for r in caplog.records) == 2
+    assert "a.png" in caplog.text
+    (images / "b.png").unlink()
+    with pytest.raises(
+        UnreadableSamplesError,
+        match=r"3 samples in a row \(in label order, from sample 2\) could not be read.*images folder",
+    ):
+        dataset[2]
 
 
 @pytest.mark.parametrize(

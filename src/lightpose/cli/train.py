@@ -1,112 +1,137 @@
-"""`lightpose train`: train Lightweight OpenPose on prepared COCO labels (one GPU, or many under torchrun)."""
+"""`lightpose train`: train Lightweight OpenPose on prepared COCO labels (one GPU, or many under torchrun).
+
+The options are generated from `TrainConfig`'s fields (help from their metadata, defaults from the fields), plus
+the data options below. Exit codes: 0 done, 1 runtime failure, 2 bad usage or input, 130 / 143 stopped by
+SIGINT / SIGTERM (after writing a checkpoint).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
-import os
+import signal
 import sys
+import traceback
+import typing
+from pathlib import Path
 
-from lightpose.training.loss import NonFiniteLossError
-from lightpose.training.optim import BASE_LR, EPOCHS
+from lightpose.io import check_output_path
+from lightpose.training.trainer import TrainConfig
+
+DESCRIPTION = """\
+Train Lightweight OpenPose as the reference train.py: Adam, 13 parameter groups, MultiStepLR. Checkpoints go to
+<experiment-name>_checkpoints/checkpoint_iter_<N>.pth, losses to metrics.jsonl beside them.
+
+Several GPUs (DDP; --batch-size is split over the processes):
+  torchrun --nproc_per_node=N "$(command -v lightpose)" train ...
+
+SIGINT (Ctrl-C) or SIGTERM stops after the current iteration with a checkpoint (exit 130 / 143); a second one
+aborts at once. Resume with --checkpoint <experiment-name>_checkpoints/checkpoint_iter_<N>.pth.
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train the network (the reference recipe; torchrun for several GPUs)",
-        description="Train Lightweight OpenPose as the reference train.py: Adam, 13 parameter groups, MultiStepLR. "
-        "Checkpoints go to <experiment-name>_checkpoints/checkpoint_iter_<N>.pth, losses to metrics.jsonl beside "
-        "them. Launch with `torchrun --nproc_per_node=N lightpose train ...` (or `python -m torch.distributed.run`) "
-        "for DDP; --batch-size is then split over the processes.",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--prepared-train-labels", required=True, help="labels from `lightpose prepare-coco`")
-    parser.add_argument("--train-images-folder", required=True, help="folder of the training images")
-    parser.add_argument("--checkpoint-path", help="checkpoint to resume from (or weights to start from, see below)")
-    parser.add_argument("--from-mobilenet", action="store_true", help="--checkpoint-path is ImageNet MobileNet v1")
-    parser.add_argument("--weights-only", action="store_true", help="take only the weights of --checkpoint-path")
-    parser.add_argument("--num-refinement-stages", type=int, default=1, help="default 1")
-    parser.add_argument("--batch-size", type=int, default=80, help="global batch per step (default 80)")
-    parser.add_argument("--batches-per-iter", type=int, default=1, help="gradient accumulation steps (default 1)")
-    parser.add_argument("--base-lr", type=float, default=BASE_LR, help=f"default {BASE_LR}")
-    parser.add_argument("--num-workers", type=int, default=8, help="DataLoader workers per process (default 8)")
-    parser.add_argument("--experiment-name", default="default", help="checkpoints go to <name>_checkpoints/")
-    parser.add_argument("--checkpoint-after", type=int, default=5000, help="iterations (default 5000)")
-    parser.add_argument("--val-after", type=int, default=5000, help="iterations (default 5000)")
-    parser.add_argument("--log-after", type=int, default=100, help="iterations (default 100)")
-    parser.add_argument("--val-labels", help="COCO keypoints JSON for validation AP (with --val-images-folder)")
-    parser.add_argument("--val-images-folder", help="images of --val-labels")
-    parser.add_argument("--val-subset", type=int, help="validate on this many images (the reference's subset: 250)")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"stop after this many epochs (default {EPOCHS})")
-    parser.add_argument("--max-iterations", type=int, help="stop after this many iterations")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision on CUDA (fp16 uses a GradScaler)")
-    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
-    parser.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across DDP processes (CUDA)")
-    parser.add_argument("--input-size", type=int, default=368, help="training crop side in pixels (default 368)")
-    parser.add_argument("--seed", type=int, default=0, help="shuffling, augmentation and init seed (default 0)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--prepared-train-labels", required=True, metavar="FILE", help="labels from `lightpose prepare-coco`"
+    )
+    parser.add_argument("--train-images-folder", required=True, metavar="FOLDER", help="the training images")
+    parser.add_argument(
+        "--input-size", type=int, default=368, metavar="N", help="training crop side in pixels (default: 368)"
+    )
+    add_config_options(parser, TrainConfig)
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
     parser.set_defaults(func=run)
 
 
-def _error(message: str, code: int) -> int:
-    print(f"lightpose train: error: {message}", file=sys.stderr)
+def add_config_options(parser: argparse.ArgumentParser, config_type: type) -> None:
+    """One option per dataclass field of `config_type`: --field-name (or metadata `flags`), the field's default,
+    metadata `help` (and `choices`, `metavar`); a bool field is a switch that flips its default."""
+    hints = typing.get_type_hints(config_type)
+    for item in dataclasses.fields(config_type):
+        options = dict(item.metadata)
+        help_text = options.pop("help")
+        flags = options.pop("flags", (f"--{item.name.replace('_', '-')}",))
+        kind = hints[item.name]
+        if kind is bool:
+            action = "store_false" if item.default else "store_true"
+            parser.add_argument(*flags, dest=item.name, action=action, default=item.default, help=help_text)
+            continue
+        value_type = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        if "choices" not in options:
+            options.setdefault("metavar", "N" if value_type is int else item.name.rsplit("_", 1)[-1].upper())
+        if item.default is not None:
+            help_text += " (default: %(default)s)"
+        parser.add_argument(*flags, dest=item.name, type=value_type, default=item.default, help=help_text, **options)
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line; for an error re-raised from a DataLoader worker, the worker's message."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    if lines[0].startswith("Caught ") and "Original Traceback" in str(error):
+        return lines[-1].split(": ", 1)[-1]
+    return lines[0]
+
+
+def _fail(error: BaseException, code: int, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exception(error)
+    print(f"lightpose train: error: {_one_line(error)}", file=sys.stderr)
     return code
 
 
 def run(args: argparse.Namespace) -> int:
     from lightpose.training.dataset import CocoKeypointsDataset
-    from lightpose.training.trainer import TrainConfig, Trainer
+    from lightpose.training.trainer import Trainer
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(
-        experiment_name=args.experiment_name,
-        num_refinement_stages=args.num_refinement_stages,
-        batch_size=args.batch_size,
-        batches_per_iter=args.batches_per_iter,
-        base_lr=args.base_lr,
-        epochs=args.epochs,
-        max_iterations=args.max_iterations,
-        num_workers=args.num_workers,
-        checkpoint_after=args.checkpoint_after,
-        val_after=args.val_after,
-        log_after=args.log_after,
-        checkpoint_path=args.checkpoint_path,
-        from_mobilenet=args.from_mobilenet,
-        weights_only=args.weights_only,
-        val_labels=args.val_labels,
-        val_images_folder=args.val_images_folder,
-        val_subset=args.val_subset,
-        device=args.device,
-        amp=args.amp,
-        channels_last=args.channels_last,
-        sync_bn=args.sync_bn,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
+    verbose = args.verbose
+    config = TrainConfig(**{item.name: getattr(args, item.name) for item in dataclasses.fields(TrainConfig)})
     try:
         config.check()
-        if not os.path.isfile(args.prepared_train_labels):
-            raise FileNotFoundError(f"--prepared-train-labels {args.prepared_train_labels} does not exist")
-        if args.checkpoint_path and not os.path.isfile(args.checkpoint_path):
-            what = "MobileNet weights" if args.from_mobilenet else "checkpoint"
-            raise FileNotFoundError(f"--checkpoint-path {args.checkpoint_path} ({what}) does not exist")
-        dataset = CocoKeypointsDataset(
-            args.prepared_train_labels, args.train_images_folder, seed=args.seed, input_size=args.input_size
-        )
+        labels, images = Path(args.prepared_train_labels), Path(args.train_images_folder)
+        if not labels.is_file():
+            raise FileNotFoundError(f"--prepared-train-labels {labels} does not exist: run `lightpose prepare-coco`")
+        if not images.is_dir():
+            raise FileNotFoundError(f"--train-images-folder {images} is not a folder: check the path")
+        if config.checkpoint_path and not Path(config.checkpoint_path).is_file():
+            what = "MobileNet weights" if config.from_mobilenet else "checkpoint"
+            raise FileNotFoundError(f"--checkpoint {config.checkpoint_path} ({what}) does not exist: check the path")
+        inputs = (labels, images, config.checkpoint_path, config.val_labels, config.val_images_folder)
+        check_output_path(config.checkpoints_dir, folder=True, inputs=inputs, option="--experiment-name folder")
+        dataset = CocoKeypointsDataset(labels, images, seed=config.seed, input_size=args.input_size)
         trainer = Trainer(config, dataset)
+    except KeyboardInterrupt:
+        print("lightpose train: interrupted before training started", file=sys.stderr)
+        return 128 + signal.SIGINT
     except (OSError, ValueError) as error:
-        return _error(str(error).splitlines()[0], 2)
+        return _fail(error, 2, verbose)
+    except Exception as error:
+        return _fail(error, 1, verbose)
     try:
         path = trainer.run()
-    except NonFiniteLossError as error:
-        return _error(str(error), 1)
+    except KeyboardInterrupt:  # a second SIGINT/SIGTERM, or Ctrl-C before the handlers were installed
+        print("lightpose train: aborted (no checkpoint of the current iteration)", file=sys.stderr)
+        return 128 + (trainer.signal_received or signal.SIGINT)
+    except Exception as error:
+        return _fail(error, 1, verbose)
     finally:
         import torch.distributed as dist
 
         if dist.is_initialized():
             dist.destroy_process_group()
+    stopped_by = trainer.interrupted_by
+    if stopped_by is not None:
+        saved = f"; last checkpoint: {path}" if path is not None else ""
+        print(f"lightpose train: stopped by {signal.Signals(stopped_by).name}{saved}", file=sys.stderr)
+        return 128 + stopped_by
     if path is not None:
         print(f"last checkpoint: {path}")
     return 0

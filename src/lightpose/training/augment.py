@@ -2,7 +2,7 @@
 
 Every transform has ``sample_params(rng)`` (draws from a ``numpy.random.Generator``), a deterministic
 ``apply(sample, params)`` and ``__call__(sample, rng)`` = apply with freshly drawn parameters.
-The reference chain is :func:`reference_augmentations`: ConvertKeypoints, Scale, Rotate, CropPad, Flip.
+The reference chain (built by CocoKeypointsDataset) is ConvertKeypoints, Scale, Rotate, CropPad, Flip.
 """
 
 from __future__ import annotations
@@ -201,8 +201,3 @@ class Flip(Transform):
         return dataclasses.replace(
             sample, image=cv2.flip(sample.image, 1), mask=cv2.flip(sample.mask, 1), keypoints=keypoints, objpos=objpos
         )
-
-
-def reference_augmentations() -> list[Transform]:
-    """The reference training chain: ConvertKeypoints, Scale, Rotate(pad 128), CropPad(pad 128, 368x368), Flip."""
-    return [ConvertKeypoints(), Scale(), Rotate(), CropPad(), Flip()]

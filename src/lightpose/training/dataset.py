@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -9,10 +10,15 @@ import cv2
 import numpy as np
 import torch.utils.data
 
+from lightpose.errors import UnreadableSamplesError
 from lightpose.skeleton import NUM_HEATMAPS, NUM_PAFS
 from lightpose.training.augment import ConvertKeypoints, CropPad, Flip, Rotate, Scale, TrainingSample, Transform
 from lightpose.training.labels import load_prepared_labels, validate_prepared_labels
 from lightpose.training.targets import keypoint_heatmaps, part_affinity_fields
+
+logger = logging.getLogger(__name__)
+
+MAX_REPLACEMENTS = 8  # unreadable samples in a row that one __getitem__ replaces before it gives up
 
 
 def crowd_mask(segmentations: list, height: int, width: int) -> np.ndarray:
@@ -50,7 +56,9 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
 
     ``dataset[i]`` is a dict of float32 arrays: ``image`` (3, S, S) = (BGR - 128) / 256, ``keypoint_maps``
     (19, S/8, S/8), ``keypoint_mask`` (19, S/8, S/8), ``paf_maps`` (38, S/8, S/8), ``paf_mask`` (38, S/8, S/8)
-    with S = ``input_size`` and stride 8. Masks are 0 on crowd regions, 1 elsewhere.
+    with S = ``input_size`` and stride 8. Masks are 0 on crowd regions, 1 elsewhere. An unreadable sample (image
+    missing, empty, corrupt or not the labelled size) is replaced by the next readable one with a warning;
+    ``skipped`` (int64 (MAX_REPLACEMENTS,), -1 padded) lists the indices replaced, for the trainer to count.
     With ``augment=False`` only ConvertKeypoints runs: no crop, the image keeps its size (H, W) and the maps are
     (H // stride, W // stride).
 
@@ -124,9 +132,11 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
 
     def transformed_sample(self, index: int, rng: np.random.Generator | None = None) -> TrainingSample:
         """Sample ``index`` after the transform chain, with ``rng`` or this epoch's generator for ``index``."""
+        return self._transform(self.raw_sample(index), index, rng)
+
+    def _transform(self, sample: TrainingSample, index: int, rng: np.random.Generator | None) -> TrainingSample:
         if rng is None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-        sample = self.raw_sample(index)
         for transform in self.transforms:
             sample = transform(sample, rng)
         return sample
@@ -150,7 +160,22 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         if not 0 <= index < len(self._labels):
             raise IndexError(f"sample index {index} out of range for {len(self._labels)} samples")
-        return self.make_targets(self.transformed_sample(index))
+        skipped = np.full(MAX_REPLACEMENTS, -1, dtype=np.int64)
+        tries = min(MAX_REPLACEMENTS, len(self._labels) - 1) + 1
+        for attempt in range(tries):
+            candidate = (index + attempt) % len(self._labels)
+            try:
+                sample = self.raw_sample(candidate)
+            except (OSError, ValueError) as error:
+                logger.warning("skipping unreadable training sample %d: %s", candidate, error)
+                if attempt < MAX_REPLACEMENTS:
+                    skipped[attempt] = candidate
+                continue
+            return {**self.make_targets(self._transform(sample, candidate, None)), "skipped": skipped}
+        raise UnreadableSamplesError(
+            f"{tries} samples in a row (in label order, from sample {index}) could not be read (see the warnings): "
+            f"check the labels and the images folder {self.images_folder}"
+        )
 
     def __repr__(self) -> str:
         return (

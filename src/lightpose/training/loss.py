@@ -7,9 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss went NaN or infinite; the run stops before the bad gradient reaches the weights."""
+from lightpose.errors import NonFiniteLossError
 
 
 def masked_l2(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -16,10 +16,9 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from lightpose.model import CheckpointError, LightweightOpenPose, load_reference_state
+from lightpose.errors import CheckpointError, DeviceError, UnreadableSamplesError, UsageError
+from lightpose.io import atomic_write, clean_stale_temps
+from lightpose.model import LightweightOpenPose, load_reference_state
 from lightpose.training import checkpoints
 from lightpose.training.loss import check_finite, loss_names, stage_losses
 from lightpose.training.optim import (
@@ -51,64 +52,80 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 RESUME_KEYS = ("optimizer", "scheduler", "iter", "current_epoch")
 
 
+def _setting(default: Any, help: str, **argparse_options: Any) -> Any:
+    """A TrainConfig field whose metadata `lightpose train` turns into its option (help, flags, choices). The help
+    of a bool field describes its switch: --name sets a False default, flags=("--no-name",) clears a True one."""
+    return field(default=default, metadata={"help": help, **argparse_options})
+
+
 @dataclass
 class TrainConfig:
-    """Run settings; defaults are the reference recipe's (REFERENCE.md §e).
+    """Run settings; defaults are the reference recipe's (REFERENCE.md §e). `lightpose train` makes one option per
+    field (--field-name, or the metadata's `flags`) with the metadata's help and the field's default.
 
     `batch_size` is the global batch of one optimiser step's micro-batch, split evenly over torchrun processes;
     one iteration = one optimiser step = `batches_per_iter` micro-batches.
     """
 
-    experiment_name: str = "default"
-    num_refinement_stages: int = 1
-    batch_size: int = 80
-    batches_per_iter: int = 1
-    base_lr: float = BASE_LR
-    epochs: int = EPOCHS
-    max_iterations: int | None = None
-    num_workers: int = 8
-    checkpoint_after: int = 5000
-    val_after: int = 5000
-    log_after: int = 100
-    checkpoint_path: str | None = None
-    from_mobilenet: bool = False
-    weights_only: bool = False
-    val_labels: str | None = None
-    val_images_folder: str | None = None
-    val_subset: int | None = None
-    device: str | None = None
-    amp: str | None = None
-    channels_last: bool = False
-    sync_bn: bool = False
-    seed: int = 0
-    progress: bool = True
+    experiment_name: str = _setting("default", "checkpoints and metrics.jsonl go to <name>_checkpoints/")
+    num_refinement_stages: int = _setting(1, "refinement stages after the initial stage")
+    batch_size: int = _setting(80, "global batch per step, split over the torchrun processes")
+    batches_per_iter: int = _setting(1, "micro-batches accumulated per optimiser step")
+    base_lr: float = _setting(BASE_LR, "Adam learning rate of the base parameter groups")
+    epochs: int = _setting(EPOCHS, "stop after this many epochs")
+    max_iterations: int | None = _setting(None, "stop after this many iterations")
+    num_workers: int = _setting(8, "DataLoader worker processes per training process")
+    checkpoint_after: int = _setting(5000, "write a checkpoint every this many iterations")
+    val_after: int = _setting(5000, "validate every this many iterations (with --val-labels)")
+    log_after: int = _setting(100, "log the mean losses to metrics.jsonl every this many iterations")
+    checkpoint_path: str | None = _setting(
+        None,
+        "checkpoint to resume from (or weights to start from: --weights-only, --from-mobilenet)",
+        flags=("--checkpoint", "--checkpoint-path"),
+    )
+    from_mobilenet: bool = _setting(False, "--checkpoint is ImageNet MobileNet v1 weights for the backbone")
+    weights_only: bool = _setting(False, "take only the weights of --checkpoint (no optimiser state, iteration 0)")
+    val_labels: str | None = _setting(None, "COCO keypoints JSON for validation AP (with --val-images-folder)")
+    val_images_folder: str | None = _setting(None, "images of --val-labels")
+    val_subset: int | None = _setting(None, "validate on this many images (the reference's subset: 250)")
+    device: str | None = _setting(None, "cpu, cuda or cuda:N (default: cuda if available)")
+    amp: str | None = _setting(None, "mixed precision on CUDA (fp16 uses a GradScaler)", choices=("bf16", "fp16"))
+    channels_last: bool = _setting(False, "channels-last memory format")
+    sync_bn: bool = _setting(False, "SyncBatchNorm across DDP processes (CUDA)")
+    seed: int = _setting(0, "shuffling, augmentation and initialisation seed")
+    max_unreadable_samples: int = _setting(
+        100,
+        "unreadable samples (missing, empty or corrupt images) are skipped with a warning and counted in "
+        "metrics.jsonl; past this many different ones in a run, training stops with a checkpoint",
+    )
+    progress: bool = _setting(True, "hide the progress bar", flags=("--no-progress",))
 
     @property
     def checkpoints_dir(self) -> Path:
         return Path(f"{self.experiment_name}_checkpoints")
 
     def check(self) -> None:
-        """Raise ValueError naming the first setting that is out of range or inconsistent."""
+        """Raise UsageError naming the first setting that is out of range or inconsistent."""
         positive = ("batch_size", "batches_per_iter", "epochs", "checkpoint_after", "val_after", "log_after")
         for name in positive:
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.num_refinement_stages < 0:
-            raise ValueError(f"--num-refinement-stages must be >= 0, got {self.num_refinement_stages}")
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        non_negative = ("num_refinement_stages", "num_workers", "max_unreadable_samples")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.max_iterations is not None and self.max_iterations < 1:
-            raise ValueError(f"--max-iterations must be >= 1, got {self.max_iterations}")
+            raise UsageError(f"--max-iterations must be >= 1, got {self.max_iterations}")
         if not self.base_lr > 0:
-            raise ValueError(f"--base-lr must be > 0, got {self.base_lr}")
-        if self.num_workers < 0:
-            raise ValueError(f"--num-workers must be >= 0, got {self.num_workers}")
+            raise UsageError(f"--base-lr must be > 0, got {self.base_lr}")
         if self.amp is not None and self.amp not in AMP_DTYPES:
-            raise ValueError(f"--amp must be one of {', '.join(AMP_DTYPES)}, got {self.amp!r}")
+            raise UsageError(f"--amp must be one of {', '.join(AMP_DTYPES)}, got {self.amp!r}")
         if (self.weights_only or self.from_mobilenet) and not self.checkpoint_path:
-            raise ValueError("--weights-only and --from-mobilenet need --checkpoint-path (the file to load)")
+            raise UsageError("--weights-only and --from-mobilenet need --checkpoint (the file to load)")
         if self.val_subset is not None and self.val_subset < 1:
-            raise ValueError(f"--val-subset must be >= 1, got {self.val_subset}")
+            raise UsageError(f"--val-subset must be >= 1, got {self.val_subset}")
         if (self.val_labels is None) != (self.val_images_folder is None):
-            raise ValueError("validation needs both --val-labels and --val-images-folder")
+            raise UsageError("validation needs both --val-labels and --val-images-folder")
 
 
 @dataclass
@@ -140,7 +157,7 @@ def setup_runtime(device: str | None, timeout: timedelta = timedelta(hours=2)) -
     resolved = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {device} asks for CUDA but torch sees no GPU: use --device cpu")
+            raise DeviceError(f"--device {device} asks for CUDA but torch sees no GPU: use --device cpu")
         if world_size > 1:
             resolved = torch.device("cuda", local_rank)
         torch.cuda.set_device(resolved)
@@ -188,11 +205,11 @@ class Trainer:
         self.runtime = runtime or setup_runtime(config.device)
         device = self.runtime.device
         if config.amp is not None and device.type != "cuda":
-            raise ValueError(f"--amp {config.amp} needs a CUDA device, got {device}")
+            raise UsageError(f"--amp {config.amp} needs a CUDA device, got {device}")
         if config.sync_bn and self.runtime.distributed and device.type != "cuda":
-            raise ValueError("--sync-bn needs CUDA devices (SyncBatchNorm does not run on CPU)")
+            raise UsageError("--sync-bn needs CUDA devices (SyncBatchNorm does not run on CPU)")
         if config.batch_size % self.runtime.world_size:
-            raise ValueError(
+            raise UsageError(
                 f"--batch-size {config.batch_size} must be a multiple of the number of processes "
                 f"({self.runtime.world_size})"
             )
@@ -203,7 +220,7 @@ class Trainer:
         self.batches_per_epoch = (self.sampler.num_samples // self.local_batch) // config.batches_per_iter
         self.batches_per_epoch *= config.batches_per_iter
         if self.batches_per_epoch == 0:
-            raise ValueError(
+            raise UsageError(
                 f"the dataset has {len(self.sampler.dataset)} samples: too few for one iteration of "  # type: ignore[arg-type]
                 f"--batch-size {config.batch_size} x --batches-per-iter {config.batches_per_iter}"
             )
@@ -249,12 +266,16 @@ class Trainer:
         if checkpoint is not None and resume:
             self._resume(checkpoint, source)
         self.last_saved = self.iteration
-        self.signal_received = False  # set by SIGINT/SIGTERM in this process
+        self.signal_received: int | None = None  # SIGINT or SIGTERM, when this process received one
         self.stop_requested = False  # set when any process received one (agreed through the loss all-reduce)
+        self.unreadable: set[int] = set()  # indices of unreadable samples this process met in this run
+        self.unreadable_count = 0  # different unreadable samples met by all processes in this run
+        self.skipped_window = 0  # sample reads replaced since the last log line, all processes
         self.window = torch.zeros(2 * (config.num_refinement_stages + 1), dtype=torch.float64)  # summed stage losses
         self.window_batches = 0
         self.metrics_path = config.checkpoints_dir / "metrics.jsonl"
         if self.runtime.is_main:
+            clean_stale_temps(config.checkpoints_dir)  # temporary files of a killed checkpoint write
             _keep_metrics_up_to(self.metrics_path, self.iteration)
         self.evaluate = _validation_function(config) if config.val_labels else None
 
@@ -307,8 +328,16 @@ class Trainer:
         return checkpoints.write_checkpoint(path, self._checkpoint_dict())
 
     # -- the loop -------------------------------------------------------------------------------------------
+    @property
+    def interrupted_by(self) -> int | None:
+        """The signal that stopped the run (SIGINT or SIGTERM; SIGTERM when only another process received one)."""
+        if not self.stop_requested:
+            return None
+        return self.signal_received or signal.SIGTERM
+
     def run(self) -> Path | None:
-        """Train until --epochs or --max-iterations (or SIGINT/SIGTERM); returns the last checkpoint written."""
+        """Train until --epochs or --max-iterations, or SIGINT/SIGTERM (see `interrupted_by`); returns the last
+        checkpoint written. A failure after unsaved iterations writes a checkpoint before it propagates."""
         import cv2
 
         cv2.setNumThreads(0)
@@ -330,12 +359,26 @@ class Trainer:
                     self.scheduler.step()
             if self.iteration > self.last_saved:
                 self.save()
+        except Exception:
+            self._save_before_failing()
+            raise
         finally:
             bar.close()
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
         path = checkpoints.checkpoint_path(config.checkpoints_dir, self.iteration)
         return path if self.runtime.is_main and path.exists() else None
+
+    def _save_before_failing(self) -> None:
+        if self.iteration <= self.last_saved:  # nothing new, or the failure is the save itself
+            return
+        try:
+            path = self.save()
+        except Exception as error:  # keep the original failure; this one is secondary
+            logger.warning("could not write a checkpoint before stopping: %s", error)
+        else:
+            if path is not None:
+                logger.warning("wrote %s before stopping", path)
 
     def _done(self) -> bool:
         limit = self.config.max_iterations
@@ -359,9 +402,21 @@ class Trainer:
             pin_memory=self.runtime.device.type == "cuda",
             drop_last=True,
             generator=torch.Generator().manual_seed(config.seed * 100_003 + self.epoch),
+            worker_init_fn=_leave_stop_signals_to_the_main_process,
         )
+        batches = iter(loader)
+        try:
+            self._train_batches(batches, remaining, bar)
+        finally:
+            # Workers ignore SIGTERM, so they must not outlive a failure (multiprocessing's exit would wait for them).
+            shutdown: Callable[[], None] | None = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+
+    def _train_batches(self, batches: Iterator[Mapping[str, torch.Tensor]], remaining: int, bar: tqdm) -> None:
+        config = self.config
         micro = 0
-        for batch in loader:
+        for batch in batches:
             if micro == remaining:
                 break
             if micro % config.batches_per_iter == 0:
@@ -393,19 +448,38 @@ class Trainer:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=self.config.amp is not None):
                 outputs = self.model(images)
             losses = stage_losses(outputs, *targets)
-            summary = torch.cat([losses.detach(), torch.tensor([float(self.signal_received)], device=device)])
+            skipped = self._unreadable_in(batch)
+            counts = [float(len(skipped)), float(len(skipped - self.unreadable)), float(bool(self.signal_received))]
+            self.unreadable |= skipped
+            summary = torch.cat([losses.detach(), torch.tensor(counts, device=device)])
             if self.runtime.distributed:
                 dist.all_reduce(summary)
-                summary[:-1] /= self.runtime.world_size
+                summary[:-3] /= self.runtime.world_size
             summary = summary.cpu()
-            self.stop_requested = bool(summary[-1] > 0)
-            check_finite(summary[:-1], self.iteration + 1)
-            self.window += summary[:-1].double()
+            losses_mean, (reads, new, stops) = summary[:-3], summary[-3:].tolist()
+            self.stop_requested = stops > 0
+            self.skipped_window += int(reads)
+            self.unreadable_count += int(new)
+            check_finite(losses_mean, self.iteration + 1)
+            self.window += losses_mean.double()
             self.window_batches += 1
             self.scaler.scale(losses.sum() / self.config.batches_per_iter).backward()
 
+    @staticmethod
+    def _unreadable_in(batch: Mapping[str, torch.Tensor]) -> set[int]:
+        """Indices of the unreadable samples the dataset replaced in this batch (its optional `skipped` entry)."""
+        skipped = batch.get("skipped")
+        return set() if skipped is None else set(skipped[skipped >= 0].tolist())
+
     def _after_iteration(self, bar: tqdm) -> None:
         config = self.config
+        if self.unreadable_count > config.max_unreadable_samples:
+            self._log_losses(bar)
+            raise UnreadableSamplesError(
+                f"{self.unreadable_count} different training samples could not be read in this run, more than "
+                f"--max-unreadable-samples {config.max_unreadable_samples} (see the warnings): fix the images or "
+                "labels (or raise the limit) and resume from the last checkpoint"
+            )
         if self.iteration % config.log_after == 0:
             self._log_losses(bar)
         if self.iteration % config.checkpoint_after == 0:
@@ -415,6 +489,7 @@ class Trainer:
 
     def _log_losses(self, bar: tqdm) -> None:
         means = (self.window / max(self.window_batches, 1)).tolist()
+        skipped, self.skipped_window = self.skipped_window, 0
         self.window.zero_()
         self.window_batches = 0
         if not self.runtime.is_main:
@@ -425,6 +500,8 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "loss": sum(means),
             **dict(zip(loss_names(len(means) // 2), means)),
+            "skipped_samples": skipped,
+            "unreadable_samples": self.unreadable_count,
             "time": time.time(),
         }
         _append_metrics(self.metrics_path, record)
@@ -441,7 +518,8 @@ class Trainer:
 
     # -- interrupts ------------------------------------------------------------------------------------------
     def _install_signal_handlers(self) -> dict[int, Any]:
-        """SIGINT/SIGTERM stop the run at the next iteration boundary with a checkpoint; a second one aborts."""
+        """SIGINT/SIGTERM stop the run at the next iteration boundary with a checkpoint; a second one aborts
+        (KeyboardInterrupt). DataLoader workers ignore both (`_leave_stop_signals_to_the_main_process`)."""
         import threading
 
         if threading.current_thread() is not threading.main_thread():
@@ -454,7 +532,7 @@ class Trainer:
                 return  # a DataLoader worker (forked with this handler): keep serving the main process
             if self.signal_received:
                 raise KeyboardInterrupt
-            self.signal_received = True
+            self.signal_received = signum
             print(f"\nsignal {signum}: stopping after this iteration (again to abort)", file=sys.stderr)
 
         previous: dict[int, Any] = {}
@@ -468,13 +546,21 @@ class Trainer:
             logger.info(message)
 
 
+def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
+    """DataLoader worker_init_fn: ignore SIGINT and SIGTERM, which a terminal, Slurm or systemd also send to the
+    workers; the main process stops at an iteration boundary and shuts the workers down. A worker whose main
+    process died exits by itself (torch's watchdog)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _validation_function(config: TrainConfig) -> Callable[[nn.Module, torch.device], dict[str, float]]:
     """COCO keypoint AP of a network on --val-labels through lightpose.training.evaluate (imported here)."""
     try:
         from lightpose.estimator import PoseEstimator
         from lightpose.training.evaluate import evaluate_coco
     except ImportError as error:
-        raise ValueError(f"validation needs lightpose.estimator and lightpose.training.evaluate ({error})") from error
+        raise UsageError(f"validation needs lightpose.estimator and lightpose.training.evaluate ({error})") from error
     labels, images = str(config.val_labels), str(config.val_images_folder)
     for path in (labels, images):
         if not os.path.exists(path):
@@ -488,6 +574,7 @@ def _validation_function(config: TrainConfig) -> Callable[[nn.Module, torch.devi
 
 
 def _append_metrics(path: Path, record: Mapping[str, Any]) -> None:
+    """Append one JSON line (an append-only log: a kill leaves at most a cut last line, which resume drops)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as file:
         file.write(json.dumps(record) + "\n")
@@ -505,7 +592,5 @@ def _keep_metrics_up_to(path: Path, iteration: int) -> None:
             continue  # a line cut short by a kill
         if isinstance(record, dict) and record.get("iter", 0) <= iteration:
             kept.append(line)
-    handle, temp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
+    with atomic_write(path) as file:
         file.write("".join(line + "\n" for line in kept))
-    os.replace(temp, path)
