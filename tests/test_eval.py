@@ -220,7 +220,7 @@ def test_zero_detections_give_ap_0(oracle_dataset, tmp_path):
     assert json.loads(output.read_text()) == []
 
 
-def test_interrupt_keeps_the_detections_so_far(oracle_dataset, tmp_path):
+def test_interrupt_keeps_the_detections_so_far(oracle_dataset, tmp_path, caplog):
     labels, images, scenes = oracle_dataset
     oracle = OracleBackend(scenes, (1.0,))
 
@@ -230,9 +230,10 @@ def test_interrupt_keeps_the_detections_so_far(oracle_dataset, tmp_path):
         return oracle(batch)
 
     output = tmp_path / "detections.json"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), caplog.at_level("WARNING", logger="lightpose.training.evaluate"):
         evaluate_coco(PoseEstimator(interrupted), labels, images, output_path=output, progress=False)
     assert {d["image_id"] for d in json.loads(output.read_text())} == {SCENES[0][0]}
+    assert f"stopped after 1 of 3 images: their 3 detections are in {output}" in caplog.text
 
 
 def test_missing_images_are_named_and_counted(oracle_dataset, tmp_path):
@@ -255,6 +256,8 @@ def test_missing_images_are_named_and_counted(oracle_dataset, tmp_path):
         (lambda d: d["categories"][0].pop("keypoints"), "no person category"),
         (lambda d: d.pop("annotations"), "no 'images' and 'annotations'"),
         (lambda d: d.update(images=[]), "holds no images"),
+        (lambda d: [a.pop("num_keypoints") for a in d["annotations"]], "has no \\['num_keypoints'\\]"),
+        (lambda d: d["annotations"][0].update(keypoints=[1.0] * 30), "has 30 keypoint values, .* need 51"),
     ],
 )
 def test_annotation_files_without_keypoints_are_refused(oracle_dataset, tmp_path, change, message):
@@ -277,3 +280,133 @@ def test_bad_scales_and_missing_pycocotools(monkeypatch):
     monkeypatch.setitem(sys.modules, "pycocotools.coco", None)
     with pytest.raises(ImportError, match=r'pip install "lightpose\[train\]"'):
         score_detections({}, [])
+
+
+# ---- outputs checked first, late write failures, unscorable labels, bad detections ------------------------------
+
+
+def test_an_unwritable_output_is_refused_before_any_inference(oracle_dataset, tmp_path):
+    labels, images, scenes = oracle_dataset
+    backend = OracleBackend(scenes, (1.0,))
+    (tmp_path / "a_file").write_text("")
+    for output in (tmp_path / "a_file" / "detections.json", tmp_path):
+        with pytest.raises(ValueError, match="choose another location|is a folder"):
+            evaluate_coco(PoseEstimator(backend), labels, images, output_path=output, progress=False)
+    assert backend.calls == 0
+
+
+def test_detections_are_written_with_the_umask_mode(oracle_dataset, tmp_path):
+    import os
+
+    labels, images, _ = oracle_dataset
+    output = tmp_path / "detections.json"
+    previous = os.umask(0o022)
+    try:
+        evaluate_coco(PoseEstimator(ZeroBackend()), labels, images, output_path=output, progress=False)
+    finally:
+        os.umask(previous)
+    assert output.stat().st_mode & 0o777 == 0o644
+
+
+def output_folder_replaced_by_a_file(backend: OracleBackend, folder: Path):
+    """The backend, except that on its last call the output folder becomes a file: the final write fails."""
+
+    def network(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if backend.calls == len(SCENES) - 1:
+            for child in folder.iterdir():
+                child.unlink()
+            folder.rmdir()
+            folder.write_text("in the way")
+        return backend(batch)
+
+    return network
+
+
+def test_a_late_write_failure_saves_the_detections_elsewhere_and_keeps_the_ap(oracle_dataset, tmp_path, monkeypatch):
+    import tempfile
+
+    from lightpose.errors import OutputWriteError
+
+    labels, images, scenes = oracle_dataset
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    network = output_folder_replaced_by_a_file(OracleBackend(scenes, (1.0,)), folder)
+    with pytest.raises(OutputWriteError, match=r"could not write the detections to .*out/det\.json .* instead") as info:
+        evaluate_coco(PoseEstimator(network), labels, images, output_path=folder / "det.json", progress=False)
+    assert info.value.result["AP"] >= 0.99  # the finished run's numbers
+    assert info.value.saved_to is not None and info.value.saved_to.parent == spare
+    assert info.value.saved_to.name.startswith("det-") and str(info.value.saved_to) in str(info.value)
+    assert len(json.loads(info.value.saved_to.read_text())) == sum(len(people) for *_, people in SCENES)
+
+    folder.unlink()
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "a_file_too"))
+    (tmp_path / "a_file_too").write_text("")
+    network = output_folder_replaced_by_a_file(OracleBackend(scenes, (1.0,)), folder)
+    with pytest.raises(OutputWriteError, match="nor to the temp folder") as info:
+        evaluate_coco(PoseEstimator(network), labels, images, output_path=folder / "det.json", progress=False)
+    assert info.value.saved_to is None and info.value.result["AP"] >= 0.99
+
+
+def unscorable(data: dict) -> None:
+    for annotation in data["annotations"][1:]:
+        annotation["num_keypoints"] = 0
+    data["annotations"][0]["iscrowd"] = 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda d: d.update(annotations=[]), unscorable],
+    ids=["no annotations", "only crowds and people without keypoints"],
+)
+def test_labels_without_a_scorable_person_are_refused_before_inference(oracle_dataset, tmp_path, change):
+    labels, images, scenes = oracle_dataset
+    data = json.loads(labels.read_text())
+    change(data)
+    bad = tmp_path / "labels.json"
+    bad.write_text(json.dumps(data))
+    backend = OracleBackend(scenes, (1.0,))
+    with pytest.raises(ValueError, match="no annotated person with keypoints .* AP is undefined"):
+        evaluate_coco(PoseEstimator(backend), bad, images, progress=False)
+    assert backend.calls == 0
+    with pytest.raises(ValueError, match="AP is undefined"):
+        score_detections(data, [])
+
+
+def test_a_subset_without_people_is_refused(oracle_dataset, tmp_path):
+    labels, images, _ = oracle_dataset
+    data = json.loads(labels.read_text())
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] == 11]  # not drawn: 7 and 42 are
+    bad = tmp_path / "labels.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="the 2 evaluated images hold no annotated person"):
+        evaluate_coco(PoseEstimator(ZeroBackend()), bad, images, subset=2, progress=False)
+
+
+def good_detection() -> dict:
+    return {"image_id": 7, "category_id": 1, "keypoints": [10.0, 20.0, 1.0] * 17, "score": 0.9}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(image_id=999), "detection 1 has image_id 999, which is not an image of the annotations"),
+        (lambda d: d.update(image_id=[7]), "has image_id \\[7\\]"),
+        (lambda d: d.update(keypoints=[1.0] * 30), "has 30 keypoint values, not 51 .*17 keypoints"),
+        (lambda d: d.update(keypoints="nose"), "has str keypoint values"),
+        (lambda d: d["keypoints"].__setitem__(4, float("nan")), "not finite numbers"),
+        (lambda d: d.update(category_id=2), "category_id 2, not 1"),
+        (lambda d: d.pop("score"), "has no \\['score'\\]"),
+        (lambda d: d.update(score=None), "score None"),
+    ],
+)
+def test_detections_that_do_not_fit_the_labels_are_refused_by_name(change, message):
+    bad = good_detection()
+    change(bad)
+    with pytest.raises(ValueError, match=message):
+        score_detections(coco_dataset(SCENES), [good_detection(), bad])
+    with pytest.raises(ValueError, match="detection 0 is a list"):
+        score_detections(coco_dataset(SCENES), [[1, 2]])  # type: ignore[list-item]
