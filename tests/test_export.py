@@ -1,14 +1,16 @@
 """Exported ONNX / OpenVINO models: names, opset, dynamic shapes, agreement with torch, atomic writes, CLI."""
 
+import os
+
 import numpy as np
 import pytest
-import torch
 
 import lightpose.export as export_module
+from exported import random_onnx_bytes
 from lightpose.backends import TorchBackend
 from lightpose.cli.main import main
-from lightpose.export import to_onnx, to_openvino
-from random_model import random_input, random_model
+from lightpose.export import save_openvino, to_onnx, to_openvino
+from random_model import random_checkpoint, random_input, random_model
 
 onnx = pytest.importorskip("onnx", reason="needs the onnx extra: pip install 'lightpose[onnx]'")
 ort = pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'lightpose[onnx]'")
@@ -20,7 +22,13 @@ SIZES = ((1, 64, 96), (2, 80, 128))  # (batch, height, width): one exported file
 
 @pytest.fixture(scope="module")
 def model():
-    return random_model(seed=3)
+    return random_model()
+
+
+@pytest.fixture
+def shared_export(monkeypatch):
+    """Exports of random_model() reuse the process's one ONNX export (the exporter itself is tested once)."""
+    monkeypatch.setattr(export_module, "onnx_model_bytes", lambda *args, **kwargs: random_onnx_bytes())
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +51,17 @@ def check_against_torch(model, run):
             assert float(np.abs(out - ref).max()) <= TOL * scale
 
 
+def openvino_runner(path):
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+    def run(data):
+        result = compiled({"data": data})
+        return result[compiled.output("heatmaps")], result[compiled.output("pafs")]
+
+    return run
+
+
 def test_onnx_file_names_opset_and_dynamic_axes(onnx_path):
     proto = onnx.load(str(onnx_path))
     assert [i.name for i in proto.graph.input] == ["data"]
@@ -62,18 +81,27 @@ def test_openvino_round_trip_at_two_sizes(model, tmp_path):
     path = tmp_path / "pose.xml"
     difference = to_openvino(model, path, height=64, width=96)
     assert difference is not None and difference < 1e-2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pose.bin", "pose.xml"]  # no temporary files left
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~_umask()
+    check_against_torch(model, openvino_runner(path))
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_save_openvino_replaces_both_files(model, tmp_path):
+    path = tmp_path / "pose.xml"
+    path.write_text("old")
+    path.with_suffix(".bin").write_bytes(b"old")
+    save_openvino(ov.Core().read_model(random_onnx_bytes(), b""), path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pose.bin", "pose.xml"]
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-
-    def run(data):
-        result = compiled({"data": data})
-        return result[compiled.output("heatmaps")], result[compiled.output("pafs")]
-
-    check_against_torch(model, run)
+    check_against_torch(model, openvino_runner(path))
 
 
-def test_failed_verification_writes_nothing(model, tmp_path, monkeypatch):
+def test_failed_verification_writes_nothing(model, tmp_path, monkeypatch, shared_export):
     def broken(*args, **kwargs):
         raise RuntimeError("exported model differs from torch")
 
@@ -101,22 +129,40 @@ def test_bad_arguments_are_refused(model, tmp_path):
         to_onnx(model, tmp_path / "a.onnx", height=64, width=96, opset=13)
     with pytest.raises(FileNotFoundError, match="output folder does not exist"):
         to_onnx(model, tmp_path / "missing" / "a.onnx", height=64, width=96)
-    with pytest.raises(ValueError, match="must end in .xml"):
+    with pytest.raises(ValueError, match=r"does not end in \.xml.*name it \*\.xml"):
         to_openvino(model, tmp_path / "a.onnx", height=64, width=96)
+    with pytest.raises(ValueError, match=r"does not end in \.onnx.*name it \*\.onnx"):
+        to_onnx(model, tmp_path / "a.xml", height=64, width=96)
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_exports_a_checkpoint(model, tmp_path, capsys):
-    checkpoint = tmp_path / "random.pth"
-    torch.save({"state_dict": model.state_dict()}, checkpoint)
+def test_cli_exports_a_checkpoint(model, tmp_path, capsys, shared_export):
+    checkpoint = random_checkpoint(tmp_path / "random.pth")
     output = tmp_path / "cli.onnx"
     args = ["export", "--format", "onnx", "--checkpoint", str(checkpoint), "--output", str(output)]
     assert main([*args, "--height", "64", "--width", "96"]) == 0
     assert "max abs difference" in capsys.readouterr().out
     session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
     check_against_torch(model, lambda data: session.run(["heatmaps", "pafs"], {"data": data}))
-    assert main([*args, "--height", "60"]) == 2
-    assert "multiples of 8" in capsys.readouterr().err
-    assert main(["export", "--format", "onnx", "--checkpoint", str(tmp_path / "nope.pth"), "--output", "x"]) == 2
+    assert main(["export", "--format", "onnx", "--checkpoint", str(tmp_path / "nope.pth"), "--output", "x.onnx"]) == 2
     xml = tmp_path / "cli.xml"
     assert main(["export", "--format", "openvino", "--checkpoint", str(checkpoint), "--output", str(xml)]) == 0
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
+
+
+def test_cli_refuses_an_output_of_the_other_format(tmp_path, capsys):
+    xml = tmp_path / "lp.xml"
+    xml.write_text("an OpenVINO model the user has")
+    checkpoint = tmp_path / "never-read.pth"
+    assert main(["export", "--format", "onnx", "--checkpoint", str(checkpoint), "--output", str(xml)]) == 2
+    assert "does not end in .onnx, the suffix of the onnx format" in capsys.readouterr().err
+    assert xml.read_text() == "an OpenVINO model the user has"
+    assert main(["export", "--format", "openvino", "--checkpoint", str(checkpoint), "--output", "lp.onnx"]) == 2
+    assert "does not end in .xml" in capsys.readouterr().err
+    checkpoint = random_checkpoint(tmp_path / "random.pth")
+    output = tmp_path / "a.onnx"
+    assert (
+        main(["export", "--format", "onnx", "--checkpoint", str(checkpoint), "--output", str(output), "--height", "60"])
+        == 2
+    )
+    assert "multiples of 8" in capsys.readouterr().err and not output.exists()

@@ -151,7 +151,8 @@ def _check_sizes(height: int, width: int) -> tuple[tuple[int, int], ...]:
 
 
 def check_output(path: str | os.PathLike, format: str) -> Path:
-    """`path` as a Path when its suffix fits `format` ("onnx": .onnx, "openvino": .xml), else ValueError."""
+    """`path` as a Path when its suffix fits `format` ("onnx": .onnx, "openvino": .xml) and its folder exists;
+    ValueError / FileNotFoundError otherwise, before any work is done."""
     if format not in SUFFIXES:
         raise ValueError(f"format must be one of {tuple(SUFFIXES)}, got {format!r}")
     target = Path(path)
@@ -160,6 +161,8 @@ def check_output(path: str | os.PathLike, format: str) -> Path:
             f"output {target} does not end in {SUFFIXES[format]}, the suffix of the {format} format: "
             f"name it *{SUFFIXES[format]}" + (" (the weights go beside it as .bin)" if format == "openvino" else "")
         )
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {target.parent}: create it first")
     return target
 
 
@@ -191,8 +194,6 @@ def save_openvino(ov_model: Any, path: str | os.PathLike, *, compress_to_fp16: b
     import openvino as ov
 
     target = check_output(path, "openvino")
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {target.parent}: create it first")
     with tempfile.TemporaryDirectory() as folder:
         xml = Path(folder) / "model.xml"
         ov.save_model(ov_model, str(xml), compress_to_fp16=compress_to_fp16)
