@@ -75,3 +75,7 @@ class OutputWriteError(LightposeError, OSError):
         super().__init__(message)
         self.saved_to = saved_to
         self.result = result
+
+
+class MapsError(LightposeError, ValueError):
+    """Heatmaps or PAFs that cannot be decoded: wrong shape, dtype or channel count, or non-finite values."""
