@@ -11,9 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from lightpose import weights
-from lightpose.model import CheckpointError, LightweightOpenPose
-from lightpose.weights import UnsafeCheckpointError, WeightsEntry
+from lightpose import errors, weights
+from lightpose.errors import CheckpointError, UnsafeCheckpointError
+from lightpose.model import LightweightOpenPose
+from lightpose.weights import WeightsEntry
 
 REQUIRED_META: dict[str, type | tuple[type, ...]] = {
     "num_refinement_stages": int,
@@ -105,8 +106,16 @@ def test_meta_schema(name: str) -> None:
     assert all(url.startswith("https://") for url in entry.urls)
 
 
-def test_registered_params_match_the_reference_count() -> None:
-    assert weights.get_weights(weights.DEFAULT_WEIGHTS).meta["num_params"] == 4_091_698
+@pytest.mark.parametrize(("stages", "expected"), [(1, 4_091_698), (3, 7_308_964)])
+def test_network_params_match_the_reference_count(stages: int, expected: int) -> None:
+    """REFERENCE.md's parameter counts of the published network, against the network lightpose builds."""
+    assert sum(p.numel() for p in LightweightOpenPose(num_refinement_stages=stages).parameters()) == expected
+
+
+def test_exceptions_come_from_lightpose_errors_under_their_old_names() -> None:
+    for name in ("CheckpointError", "DownloadError", "IntegrityError", "NotCachedError", "UnsafeCheckpointError"):
+        assert getattr(weights, name) is getattr(errors, name), name
+    assert issubclass(weights.DownloadError, ConnectionError) and issubclass(weights.NotCachedError, FileNotFoundError)
 
 
 def test_duplicate_registration_raises_and_unregister_removes() -> None:
@@ -200,7 +209,8 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path: Path, writer: st
         path.write_bytes(pickle.dumps(payload, protocol=2))
     with pytest.raises(UnsafeCheckpointError, match="evil.pth") as info:
         weights.load_checkpoint_file(path)
-    assert "never fully unpickles" in str(info.value)
+    message = str(info.value)
+    assert "io.open" in message and "delete it" in message and "weights_only=False" not in message
     with pytest.raises(UnsafeCheckpointError):
         weights.load_model(path)
     assert not marker.exists()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import collections
+import errno
+import gzip
 import hashlib
 import io
+import logging
 import multiprocessing
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,7 +25,7 @@ import torch
 
 import lightpose
 from lightpose import weights
-from lightpose.weights import DownloadError, IntegrityError, NotCachedError, WeightsEntry
+from lightpose.weights import CheckpointError, DownloadError, IntegrityError, NotCachedError, WeightsEntry
 from test_weights import _WritesMarker, train_style_checkpoint
 
 FAST = {"backoff": 0.01, "timeout": (5.0, 5.0)}
@@ -31,7 +35,10 @@ class FileServer(ThreadingHTTPServer):
     """Serves `files`; `plan[path]` lists what the next requests get (then "ok"); `requests` logs every GET.
 
     Actions: "ok", an HTTP status ("404", "403", "500"), "drop" (half the body, then the connection closes),
-    "stall" (200 kB, then a pause longer than the tests' read timeout), "slow" (whole body, slowly).
+    "stall" (200 kB, then a pause longer than the tests' read timeout), "slow" (whole body, slowly), "trickle"
+    (100 kB, then 1 byte every 20 ms), "endless" (zeros without Content-Length until the client leaves), "html"
+    (a web page labelled text/html), "html_bytes" (a web page labelled application/octet-stream), "gzip" (the body
+    gzip-compressed with Content-Encoding: gzip although identity was asked for), "gzip_drop" (half of that).
     """
 
     daemon_threads = True
@@ -64,6 +71,9 @@ class _Handler(BaseHTTPRequestHandler):
         if action.isdigit() or path not in self.server.files:
             self.send_error(int(action) if action.isdigit() else 404)
             return
+        if action in ("html", "html_bytes", "endless", "gzip", "gzip_drop"):
+            self._special(action, self.server.files[path])
+            return
         body = self.server.files[path]
         start = 0
         rng = self.headers.get("Range", "")
@@ -90,10 +100,42 @@ class _Handler(BaseHTTPRequestHandler):
                 for i in range(0, len(rest), len(rest) // 10 + 1):
                     self.wfile.write(rest[i : i + len(rest) // 10 + 1])
                     time.sleep(0.05)
+            elif action == "trickle":
+                self.wfile.write(rest[:100_000])
+                for i in range(100_000, min(len(rest), 100_300)):  # 1 byte / 20 ms, for at most 6 s
+                    self.wfile.write(rest[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.02)
             else:
                 self.wfile.write(rest)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _special(self, action: str, body: bytes) -> None:
+        page = b"<!DOCTYPE html>\n<html><head><title>Download</title></head><body>Click here</body></html>\n"
+        self.send_response(200)
+        if action.startswith("html"):
+            self.send_header(
+                "Content-Type", "text/html; charset=utf-8" if action == "html" else "application/octet-stream"
+            )
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+        elif action.startswith("gzip"):
+            packed = gzip.compress(body, compresslevel=1)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(packed)))
+            self.end_headers()
+            self.wfile.write(packed if action == "gzip" else packed[: len(packed) // 2])
+        else:  # endless: no Content-Length, the body ends when the connection closes
+            self.send_header("Connection", "close")
+            self.end_headers()
+            zeros = bytes(1 << 16)
+            try:
+                for _ in range(10_000):  # 655 MB at most
+                    self.wfile.write(zeros)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +268,7 @@ def test_every_mirror_failing_raises_one_download_error(server: FileServer, tmp_
     assert f"{server.url('ckpt.pth')} -> HTTP 403" in message and f"{server.url('missing.pth')} -> HTTP 404" in message
     assert f"{closed_url} -> connection failed" in message
     assert "by hand" in message and "from_pretrained(" in message
+    assert f"The cache folder is {tmp_path / 'checkpoints'}" in message  # a registered-name-less entry: url-<key>/
     assert [url for url, _ in info.value.attempts] == [entry.urls[0], entry.urls[1], closed_url, closed_url]
     assert _cache_files(tmp_path) == []
 
@@ -282,8 +325,9 @@ def test_malicious_download_is_refused_and_never_cached(server: FileServer, tmp_
     buf = io.BytesIO()
     torch.save({"state_dict": {"w": _WritesMarker(marker)}}, buf)
     server.files["evil.pth"] = buf.getvalue()
-    with pytest.raises(DownloadError, match="weights-only loading does not accept"):
+    with pytest.raises(DownloadError, match=r"names io\.open \(objects that could run code") as info:
         weights.resolve_checkpoint(server.url("evil.pth"), cache_dir=tmp_path / "cache", progress=False)
+    assert "weights_only=False" not in str(info.value) and "re-save" not in str(info.value)
     assert not marker.exists() and _cache_files(tmp_path) == []
 
 
@@ -366,5 +410,136 @@ def test_file_put_into_the_cache_by_hand_is_validated_then_pinned(server: FileSe
 def test_pose_estimator_from_pretrained_uses_the_cache(server: FileServer, tmp_path: Path) -> None:
     estimator = lightpose.PoseEstimator.from_pretrained(server.url("ckpt.pth"), cache_dir=tmp_path, progress=False)
     again = lightpose.PoseEstimator.from_pretrained(server.url("ckpt.pth"), cache_dir=tmp_path, local_files_only=True)
-    assert isinstance(estimator(np.zeros((64, 80, 3), np.uint8)), list) and again is not estimator
+    assert isinstance(estimator(np.zeros((64, 80, 3), np.uint8)), Sequence) and again is not estimator
     assert len(server.requests) == 1
+
+
+# -- hardening: stalls, size caps, web pages, compressed bodies, read-only caches, messages and logs ----------------
+
+
+def test_trickling_transfer_is_stalled_and_resumed(server: FileServer, tmp_path: Path) -> None:
+    """1 byte every 20 ms never trips the read timeout; the stall rule (0.3 s window) does, and the retry resumes."""
+    server.plan["ckpt.pth"].append("trickle")
+    start = time.monotonic()
+    path = weights.resolve_checkpoint(
+        _entry(server, "ckpt.pth"), cache_dir=tmp_path, progress=False, stall_window=0.3, **FAST
+    )
+    assert time.monotonic() - start < 4.0
+    assert path.read_bytes() == server.files["ckpt.pth"]
+    first, second = server.gets("ckpt.pth")
+    assert first is None and int(second.removeprefix("bytes=").rstrip("-")) >= 100_000
+
+
+def test_stalled_on_every_try_fails_naming_the_stall(server: FileServer, tmp_path: Path) -> None:
+    server.plan["ckpt.pth"].extend(["trickle", "trickle"])
+    with pytest.raises(DownloadError, match=r"stalled: \d+ bytes in 0\.\d s \(try 2/2\)") as info:
+        weights.resolve_checkpoint(
+            _entry(server, "ckpt.pth"), cache_dir=tmp_path, progress=False, retries=1, stall_window=0.3, **FAST
+        )
+    assert len(info.value.attempts) == 2 and not (tmp_path / "checkpoints" / "ckpt.pth").exists()
+
+
+def test_endless_body_is_capped_and_removed(server: FileServer, tmp_path: Path) -> None:
+    server.plan["ckpt.pth"].append("endless")
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"the server sent more than max_bytes \(2097152 bytes\); stopped"):
+        weights.resolve_checkpoint(
+            _entry(server, "ckpt.pth"), cache_dir=tmp_path, progress=False, max_bytes=2 << 20, **FAST
+        )
+    assert time.monotonic() - start < 4.0
+    assert _cache_files(tmp_path) == [] and len(server.gets("ckpt.pth")) == 1  # not retried
+
+
+def test_entry_size_caps_the_download(server: FileServer, tmp_path: Path) -> None:
+    size = len(server.files["ckpt.pth"])
+    small = WeightsEntry(name="test-size", urls=(server.url("ckpt.pth"),), file_name="ckpt.pth", size=size - 1)
+    with pytest.raises(DownloadError, match=rf"announces {size} bytes, more than the file's size \({size - 1} bytes\)"):
+        weights.resolve_checkpoint(small, cache_dir=tmp_path / "a", progress=False, **FAST)
+    assert _cache_files(tmp_path / "a") == []
+    server.plan["ckpt.pth"].append("endless")  # no Content-Length: the entry's size stops it, not max_bytes
+    with pytest.raises(DownloadError, match=rf"sent more than the file's size \({size - 1} bytes\)"):
+        weights.resolve_checkpoint(small, cache_dir=tmp_path / "b", progress=False, **FAST)
+    exact = WeightsEntry(name="test-size", urls=(server.url("ckpt.pth"),), file_name="ckpt.pth", size=size)
+    assert (
+        weights.resolve_checkpoint(exact, cache_dir=tmp_path / "c", progress=False).read_bytes()
+        == (server.files["ckpt.pth"])
+    )
+    with pytest.raises(ValueError, match="size"):
+        WeightsEntry(name="n", urls=exact.urls, file_name="x.pth", size=0)
+
+
+@pytest.mark.parametrize("action", ["html", "html_bytes"])
+def test_web_page_is_refused_and_the_next_mirror_used(server: FileServer, tmp_path: Path, action: str) -> None:
+    server.plan["ckpt.pth"].append(action)
+    with pytest.raises(DownloadError) as info:
+        weights.resolve_checkpoint(_entry(server, "ckpt.pth"), cache_dir=tmp_path / "a", progress=False, **FAST)
+    assert "the server sent a web page, not a checkpoint (a share link rather than a direct download?)" in str(
+        info.value
+    )
+    assert len(info.value.attempts) == 1 and _cache_files(tmp_path / "a") == []
+    server.plan["ckpt.pth"].append(action)
+    path = weights.resolve_checkpoint(
+        _entry(server, "ckpt.pth", "mirror/ckpt.pth"), cache_dir=tmp_path / "b", progress=False, **FAST
+    )
+    assert path.read_bytes() == server.files["ckpt.pth"]
+
+
+def test_gzip_encoded_response_is_decoded(server: FileServer, tmp_path: Path) -> None:
+    server.plan["ckpt.pth"].append("gzip")
+    path = weights.resolve_checkpoint(_entry(server, "ckpt.pth"), cache_dir=tmp_path, progress=False, **FAST)
+    assert path.read_bytes() == server.files["ckpt.pth"] and server.gets("ckpt.pth") == [None]
+
+
+def test_broken_gzip_response_restarts_from_zero(server: FileServer, tmp_path: Path) -> None:
+    """Decoded bytes cannot be resumed by offset: the retry starts over without Range."""
+    server.plan["ckpt.pth"].extend(["gzip_drop", "gzip"])
+    path = weights.resolve_checkpoint(_entry(server, "ckpt.pth"), cache_dir=tmp_path, progress=False, **FAST)
+    assert path.read_bytes() == server.files["ckpt.pth"] and server.gets("ckpt.pth") == [None, None]
+
+
+def test_read_only_cache_without_pin_still_loads(
+    server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = server.url("ckpt.pth")
+    cached = weights.resolve_checkpoint(url, cache_dir=tmp_path, progress=False)
+    pin = cached.with_name("ckpt.pth.sha256")
+    pin.unlink()
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # what every write into the cache folder starts with
+    model, _ = weights.load_model(url, cache_dir=tmp_path, local_files_only=True)
+    assert not pin.exists() and not model.training
+    cached.write_bytes(b"<html>not it</html>")  # without a pin, the file is still validated on every load
+    with pytest.raises(CheckpointError, match="HTML web page"):
+        weights.load_model(url, cache_dir=tmp_path, local_files_only=True)
+
+
+def test_download_logs_the_cache_path(server: FileServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="lightpose"):
+        path = weights.resolve_checkpoint(server.url("ckpt.pth"), cache_dir=tmp_path, progress=False)
+    messages = [r.getMessage() for r in caplog.records if r.name == "lightpose.weights"]
+    assert any(str(path) in m and m.startswith("downloading ckpt.pth") for m in messages)
+    assert any(m.endswith(f"is cached at {path}") for m in messages)
+
+
+def test_download_with_nan_weights_is_refused_naming_the_tensor(server: FileServer, tmp_path: Path) -> None:
+    checkpoint = train_style_checkpoint(seed=0)
+    checkpoint["state_dict"]["cpm.trunk.0.0.weight"][0, 0, 0, 0] = float("nan")
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    server.files["nan.pth"] = buf.getvalue()
+    with pytest.raises(DownloadError, match=r"NaN or inf weights in 1 tensor\(s\): cpm\.trunk\.0\.0\.weight \(1 of"):
+        weights.resolve_checkpoint(server.url("nan.pth"), cache_dir=tmp_path, progress=False)
+    assert _cache_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"max_bytes": 0}, "max_bytes"), ({"stall_window": 0}, "stall_window"), ({"timeout": (1.0, 0)}, "timeout")],
+)
+def test_bad_download_options_are_refused(server: FileServer, tmp_path: Path, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        weights.resolve_checkpoint(server.url("ckpt.pth"), cache_dir=tmp_path, **kwargs)
+    assert server.requests == []

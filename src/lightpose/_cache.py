@@ -2,12 +2,14 @@
 
 A download goes to `<file>.part` (resumable, never loaded), is verified, and is renamed to `<file>` atomically,
 all under the cross-process lock `<file>.lock`. Without a published hash, the first verified download's sha256
-is pinned in `<file>.sha256` and checked on every later use.
+is pinned in `<file>.sha256` and checked on every later use. A cache that cannot take the pin (read-only) still
+serves a file that validates; it is validated again on each use.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -15,14 +17,14 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from lightpose._download import download
+from lightpose._download import DownloadOptions, download
+from lightpose.errors import IntegrityError
+from lightpose.io import atomic_write
+
+logger = logging.getLogger(__name__)
 
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
-
-
-class IntegrityError(ValueError):
-    """A cached checkpoint's sha256 differs from the published one or from the one pinned at its first download."""
 
 
 def settings(cache_dir: str | os.PathLike[str] | None, local_files_only: bool | None) -> tuple[Path, bool]:
@@ -61,11 +63,9 @@ def fill(
     urls: Sequence[str],
     *,
     sha256: str | None,
+    size: int | None,
     validate: Callable[[Path], None],
-    progress: bool,
-    timeout: tuple[float, float],
-    retries: int,
-    backoff: float,
+    options: DownloadOptions,
     hint: str,
 ) -> None:
     """Make `dest` a verified copy of the file at `urls` (first that works), downloading it at most once.
@@ -97,11 +97,10 @@ def fill(
             digests.append(actual)
 
         part = dest.with_name(dest.name + ".part")
-        download(
-            urls, part, check=check, progress=progress, timeout=timeout, retries=retries, backoff=backoff, hint=hint
-        )
+        download(urls, part, options=options, size=size, check=check, hint=hint)
         if sha256 is None:
-            _write_atomic(pin_path(dest), f"{digests[-1]}  {dest.name}\n")
+            with atomic_write(pin_path(dest)) as file:
+                file.write(f"{digests[-1]}  {dest.name}\n")
         os.replace(part, dest)
 
 
@@ -109,9 +108,9 @@ def verify(dest: Path, *, sha256: str | None, validate: Callable[[Path], None]) 
     """Refuse a cached file whose sha256 differs from `sha256` or its pin; validate and pin one with neither."""
     expected, origin = (sha256, "the published sha256") if sha256 else (read_pin(dest), str(pin_path(dest)))
     actual = sha256_file(dest)
-    if expected is None:  # e.g. put into the cache by hand
+    if expected is None:  # e.g. put into the cache by hand, or the pin could not be written
         validate(dest)
-        _write_atomic(pin_path(dest), f"{actual}  {dest.name}\n")
+        _pin_best_effort(dest, actual)
     elif actual != expected:
         raise IntegrityError(
             f"cached checkpoint {dest} has sha256 {actual}, but {origin} expects {expected}: it changed after it "
@@ -135,10 +134,10 @@ def read_pin(dest: Path) -> str | None:
     return digest
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+def _pin_best_effort(dest: Path, digest: str) -> None:
+    """Write the pin of a validated file; a read-only cache keeps working without it (validated on each load)."""
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with atomic_write(pin_path(dest)) as file:
+            file.write(f"{digest}  {dest.name}\n")
+    except OSError as exc:
+        logger.info("could not pin %s (%s): it is validated again on every load", dest, exc)

@@ -5,6 +5,7 @@
 
 Cache folder: `cache_dir` argument > $LIGHTPOSE_HOME > $XDG_CACHE_HOME/lightpose > ~/.cache/lightpose; files
 live in its `checkpoints/` subfolder. `local_files_only=True` or LIGHTPOSE_OFFLINE=1 keeps off the network.
+Every exception comes from `lightpose.errors`; the old names stay importable from here.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from lightpose import _cache
-from lightpose._cache import SHA256_PATTERN, IntegrityError, sha256_file
-from lightpose._download import DEFAULT_TIMEOUT, DownloadError
-from lightpose._safe_load import UnsafeCheckpointError, load_checkpoint_file
-from lightpose.model import CheckpointError, LightweightOpenPose, load_reference_state
+from lightpose._cache import SHA256_PATTERN, sha256_file
+from lightpose._checkpoint import load_reference_state, read_checkpoint
+from lightpose._download import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, DownloadOptions
+from lightpose.errors import CheckpointError, DownloadError, IntegrityError, NotCachedError, UnsafeCheckpointError
+from lightpose.model import LightweightOpenPose
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_WEIGHTS",
     "CheckpointError",
     "DownloadError",
@@ -50,14 +53,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_WEIGHTS = "lightweight-openpose-coco"
 _RESERVED_SUFFIXES = (".part", ".lock", ".sha256")  # files beside a checkpoint that are never loaded
 
-
-class NotCachedError(FileNotFoundError):
-    """Downloads are off (local_files_only / LIGHTPOSE_OFFLINE) and the checkpoint is not in the cache."""
+load_checkpoint_file = read_checkpoint  # the one safe reader, under the name the README documents
 
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One published checkpoint: mirrors tried in order, its sha256 when published, and read-only metadata.
+    """One published checkpoint: mirrors tried in order, its sha256 and size in bytes when known (the size caps
+    the download), and read-only metadata.
 
     meta of registered entries (a test enforces it): num_refinement_stages (built), stored_refinement_stages,
     num_params, gflops (2 x conv multiply-accumulates at gflops_input_hw), input_height, coco_val2017_ap,
@@ -69,6 +71,7 @@ class WeightsEntry:
     file_name: str
     sha256: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    size: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -82,6 +85,8 @@ class WeightsEntry:
             raise ValueError(f"WeightsEntry {self.name!r}: file_name must not end with {_RESERVED_SUFFIXES}")
         if self.sha256 is not None and not SHA256_PATTERN.fullmatch(self.sha256):
             raise ValueError(f"WeightsEntry {self.name!r}: sha256 must be 64 lowercase hex digits or None")
+        if self.size is not None and (not isinstance(self.size, int) or self.size <= 0):
+            raise ValueError(f"WeightsEntry {self.name!r}: size must be a number of bytes > 0 or None")
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
 
@@ -135,6 +140,8 @@ def _source(name_or_path_or_url: str | os.PathLike[str] | WeightsEntry | None) -
         base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(urlparse(url).path).name) or "checkpoint.pth"
         return WeightsEntry(name=url, urls=(url,), file_name=base.lstrip(".") or "checkpoint.pth")
     path = Path(name_or_path_or_url).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a checkpoint file: pass the .pth file inside it")
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint not found: {os.fspath(name_or_path_or_url)!r} is not an existing file, an http(s) URL, or "
@@ -161,24 +168,36 @@ def resolve_checkpoint(
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     retries: int = 3,
     backoff: float = 1.0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    stall_window: float | None = None,
 ) -> Path:
     """Path of a verified local checkpoint: a local path as is, a name or URL from the cache or downloaded.
 
     A download is checked (the registry sha256, else loadable weights-only with every key of a
-    LightweightOpenPose(num_refinement_stages) and the right shapes) before it is renamed into the cache; without a
-    registry hash its sha256 is pinned beside it and checked on every later load. `timeout` is (connect, read)
-    seconds; transient failures are retried `retries` times per URL after backoff * 2**k seconds.
+    LightweightOpenPose(num_refinement_stages), the right shapes and finite values) before it is renamed into the
+    cache; without a registry hash its sha256 is pinned beside it and checked on every later load. `timeout` is
+    (connect, read) seconds; transient failures are retried `retries` times per URL after backoff * 2**k seconds.
+    A transfer that delivers less than 64 KiB in `stall_window` seconds (default: the read timeout) is retried and
+    resumed; a body larger than the entry's `size`, else `max_bytes` (default 512 MiB), or a web page is refused.
     """
     source = _source(name_or_path_or_url)
     if isinstance(source, Path):
         return source
+    options = DownloadOptions(
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        max_bytes=max_bytes,
+        stall_window=stall_window,
+        progress=progress,
+    )
     root, offline = _cache.settings(cache_dir, local_files_only)
     dest = _cache_path(source, root)
     stages = num_refinement_stages if num_refinement_stages is not None else _entry_stages(source)
 
     def validate(path: Path) -> None:
         model = LightweightOpenPose(num_refinement_stages=stages)
-        load_reference_state(model, load_checkpoint_file(path), source=source.file_name)
+        load_reference_state(model, read_checkpoint(path, downloaded=True), source=source.file_name)
 
     if dest.is_file():
         _cache.verify(dest, sha256=source.sha256, validate=validate)
@@ -191,19 +210,13 @@ def resolve_checkpoint(
             "the path of a copy you have, or allow downloads with local_files_only=False."
         )
     hint = (
-        f"Download it by hand, e.g. `curl -L -o {source.file_name} {source.urls[0]}`, and pass the path: "
+        f"The cache folder is {dest.parent}. Download the file by hand into it, e.g. "
+        f"`curl -L -o {dest} {source.urls[0]}`, or anywhere and pass the path: "
         f"lightpose.PoseEstimator.from_pretrained('/path/to/{source.file_name}')."
     )
+    logger.info("downloading %s (%s) into the cache: %s", source.file_name, source.name, dest)
     _cache.fill(
-        dest,
-        source.urls,
-        sha256=source.sha256,
-        validate=validate,
-        progress=progress,
-        timeout=timeout,
-        retries=retries,
-        backoff=backoff,
-        hint=hint,
+        dest, source.urls, sha256=source.sha256, size=source.size, validate=validate, options=options, hint=hint
     )
     logger.info("%s is cached at %s", source.name, dest)
     return dest
@@ -240,7 +253,8 @@ def load_model(
         **download_options,
     )
     model = LightweightOpenPose(num_refinement_stages=num_refinement_stages)
-    ignored = load_reference_state(model, load_checkpoint_file(path), source=os.fspath(path))
+    checkpoint = read_checkpoint(path, downloaded=isinstance(source, WeightsEntry))
+    ignored = load_reference_state(model, checkpoint, source=os.fspath(path))
     if ignored:
         logger.debug("%s: ignored %d checkpoint keys the model does not use", path, len(ignored))
     return model.eval(), entry

@@ -2,15 +2,15 @@
 
 A checkpoint is the dict {state_dict, optimizer, scheduler, iter, current_epoch} of the reference train.py plus
 lightpose's resume extras (epoch_position, rng, scaler, world_size, batch_size, batches_per_iter), all tensors or
-plain Python values, so `torch.load(weights_only=True)` reads it and `lightpose.model.load_reference_state` loads it.
+plain Python values, so `torch.load(weights_only=True)` reads it. Reading and fitting go through
+`lightpose._checkpoint` (the one reader and the one fitter), writing through `lightpose.io.atomic_write`.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +18,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightpose.model import CheckpointError, extract_state_dict
+from lightpose._checkpoint import extract_state_dict, fit_state_dict, looks_like_mobilenet, read_checkpoint
+from lightpose.errors import CheckpointError
+from lightpose.io import atomic_write
+
+__all__ = [
+    "capture_rng_state",
+    "check_resumable",
+    "checkpoint_path",
+    "cpu_state_dict",
+    "describe_missing",
+    "load_from_mobilenet",
+    "load_weights",
+    "read_checkpoint",
+    "restore_rng_state",
+    "write_checkpoint",
+]
 
 _NEW_STAGE_PREFIX = "refinement_stages."
-
-
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """torch.load(path, weights_only=True) on CPU; FileNotFoundError or CheckpointError with the path if unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: check --checkpoint-path")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        reason = f"{type(error).__name__}: {error}".splitlines()[0]
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({reason})") from error
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict or state dict")
-    return checkpoint
+_BACKBONE_PREFIX = "model."
 
 
 def write_checkpoint(path: str | os.PathLike[str], checkpoint: Mapping[str, Any]) -> Path:
-    """torch.save to a temp file in the same folder, then os.replace: a kill never leaves a half-written file."""
+    """torch.save through `lightpose.io.atomic_write`: a kill never leaves a half-written file, a full disk raises
+    DiskFullError and keeps the previous file, and a killed write's temporary file is removed by the next one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(dict(checkpoint), file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    with atomic_write(path, "wb") as file:
+        torch.save(dict(checkpoint), file)
     return path
 
 
@@ -65,31 +59,26 @@ def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], source: str) -> list[str]:
-    """Load weights only (--weights-only): keys missing from the checkpoint keep their initialisation.
-
-    Only refinement-stage keys may be missing (a checkpoint with fewer refinement stages); those are returned (see
-    `describe_missing`). Any other missing key or any shape mismatch raises CheckpointError (wrong model).
-    """
-    state = extract_state_dict(checkpoint, source)
-    target = model.state_dict()
-    wrong_shape = [
-        f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(v.shape)})"
-        for k, v in target.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
-    not_new_stage = [k for k in missing if not k.startswith(_NEW_STAGE_PREFIX)]
-    if wrong_shape or not_new_stage:
-        detail = wrong_shape[:5] + not_new_stage[:5]
-        raise CheckpointError(
-            f"{source} does not fit LightweightOpenPose({getattr(model, 'num_refinement_stages', '?')} refinement "
-            f"stages): {len(wrong_shape)} key(s) of the wrong shape, {len(not_new_stage)} missing key(s) such as "
-            f"{', '.join(detail)}"
+def check_resumable(checkpoint: Mapping[str, Any], source: str, keys: Sequence[str]) -> None:
+    """CheckpointError when `checkpoint` lacks the training state `keys` a resume needs, with the option that fits
+    the file: --from-mobilenet for MobileNet weights, --weights-only for a pose model's weights."""
+    missing = [k for k in keys if k not in checkpoint]
+    if not missing:
+        return
+    if looks_like_mobilenet(extract_state_dict(checkpoint, source)):
+        action = (
+            "it holds ImageNet MobileNet v1 weights (module.model.N... keys): to start from them, add --from-mobilenet"
         )
-    merged = {k: state.get(k, v) for k, v in target.items()}
-    model.load_state_dict(merged, strict=True)
-    return missing
+    else:
+        action = "to start from its weights, add --weights-only"
+    raise CheckpointError(f"{source} has no training state ({', '.join(missing)} missing): {action}")
+
+
+def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], source: str) -> list[str]:
+    """Load weights only (--weights-only): refinement stages missing from the checkpoint keep their
+    initialisation and are returned (see `describe_missing`). Any other missing key, a shape mismatch or a NaN/inf
+    tensor raises CheckpointError (a MobileNet file is told to use --from-mobilenet)."""
+    return fit_state_dict(model, checkpoint, source, optional=lambda key: key.startswith(_NEW_STAGE_PREFIX)).kept
 
 
 def describe_missing(missing: list[str]) -> str:
@@ -103,34 +92,18 @@ def describe_missing(missing: list[str]) -> str:
 def load_from_mobilenet(model: nn.Module, checkpoint: Mapping[str, Any], source: str) -> int:
     """Initialise the backbone `model.X` from ImageNet MobileNet v1 weights `module.model.X` (REFERENCE.md §a).
 
-    Every backbone weight/BN tensor must be present with the right shape (else CheckpointError); the file's missing
-    `num_batches_tracked` buffers are expected and stay as they are. Returns the number of tensors copied.
+    Every backbone weight/BN tensor must be present with the right shape and finite (else CheckpointError); the
+    file's missing `num_batches_tracked` buffers are expected and stay as they are, the rest of the network keeps
+    its initialisation. Returns the number of tensors copied.
     """
-    if "state_dict" not in checkpoint:
+    state = extract_state_dict(checkpoint, source)
+    if not any(k.startswith(_BACKBONE_PREFIX) for k in state):
         raise CheckpointError(
-            f"{source} has no 'state_dict': not a MobileNet checkpoint like mobilenet_sgd_68.848.pth.tar"
+            f"{source} holds no backbone tensor (model.0.0.weight missing): it is not MobileNet v1 weights in the "
+            "--from-mobilenet layout (module.model.N..., like mobilenet_sgd_68.848.pth.tar)"
         )
-    state = checkpoint["state_dict"]
-    target = model.state_dict()
-    new_state = dict(target)
-    problems = []
-    for key, value in target.items():
-        if not key.startswith("model.") or key.endswith("num_batches_tracked"):
-            continue
-        source_value = state.get("module." + key, state.get(key))
-        if not isinstance(source_value, torch.Tensor):
-            problems.append(f"{key} missing")
-        elif source_value.shape != value.shape:
-            problems.append(f"{key} has shape {tuple(source_value.shape)}, expected {tuple(value.shape)}")
-        else:
-            new_state[key] = source_value
-    if problems:
-        raise CheckpointError(
-            f"{source} is not MobileNet v1 weights in the --from-mobilenet layout (module.model.X): "
-            f"{len(problems)} problem(s): {'; '.join(problems[:5])}"
-        )
-    model.load_state_dict(new_state, strict=True)
-    return sum(1 for k in target if k.startswith("model.") and not k.endswith("num_batches_tracked"))
+    fit = fit_state_dict(model, state, source, include=lambda key: key.startswith(_BACKBONE_PREFIX))
+    return sum(1 for k in fit.loaded if not k.endswith("num_batches_tracked"))
 
 
 def capture_rng_state() -> dict[str, Any]:
