@@ -57,3 +57,14 @@ def people_images(count: int) -> list[Path]:
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent (set LIGHTPOSE_SHARED to the shared data folder to run this test)")
     return sorted(folder.glob("*.jpg"))[:count]
+
+
+def run_cli(name: str, argv: list[str]) -> int:
+    """Run the subcommand `lightpose.cli.<name>` alone (argv without the subcommand's name), as `lightpose` would."""
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="lightpose")
+    importlib.import_module(f"lightpose.cli.{name}").add_parser(parser.add_subparsers())
+    args = parser.parse_args([name.replace("_", "-"), *argv])
+    return int(args.func(args))

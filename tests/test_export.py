@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import lightpose.export as export_module
-from exported import random_onnx_bytes
+from exported import random_onnx_bytes, run_cli
 from lightpose.backends import TorchBackend
-from lightpose.cli.main import main
 from lightpose.export import save_openvino, to_onnx, to_openvino
 from random_model import random_checkpoint, random_input, random_model
 
@@ -139,14 +138,16 @@ def test_bad_arguments_are_refused(model, tmp_path):
 def test_cli_exports_a_checkpoint(model, tmp_path, capsys, shared_export):
     checkpoint = random_checkpoint(tmp_path / "random.pth")
     output = tmp_path / "cli.onnx"
-    args = ["export", "--format", "onnx", "--checkpoint", str(checkpoint), "--output", str(output)]
-    assert main([*args, "--height", "64", "--width", "96"]) == 0
+    args = ["--format", "onnx", "--checkpoint", str(checkpoint), "--output", str(output)]
+    assert run_cli("export", [*args, "--height", "64", "--width", "96"]) == 0
     assert "max abs difference" in capsys.readouterr().out
     session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
     check_against_torch(model, lambda data: session.run(["heatmaps", "pafs"], {"data": data}))
-    assert main(["export", "--format", "onnx", "--checkpoint", str(tmp_path / "nope.pth"), "--output", "x.onnx"]) == 2
+    assert (
+        run_cli("export", ["--format", "onnx", "--checkpoint", str(tmp_path / "nope.pth"), "--output", "x.onnx"]) == 2
+    )
     xml = tmp_path / "cli.xml"
-    assert main(["export", "--format", "openvino", "--checkpoint", str(checkpoint), "--output", str(xml)]) == 0
+    assert run_cli("export", ["--format", "openvino", "--checkpoint", str(checkpoint), "--output", str(xml)]) == 0
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
 
 
@@ -154,15 +155,17 @@ def test_cli_refuses_an_output_of_the_other_format(tmp_path, capsys):
     xml = tmp_path / "lp.xml"
     xml.write_text("an OpenVINO model the user has")
     checkpoint = tmp_path / "never-read.pth"
-    assert main(["export", "--format", "onnx", "--checkpoint", str(checkpoint), "--output", str(xml)]) == 2
+    assert run_cli("export", ["--format", "onnx", "--checkpoint", str(checkpoint), "--output", str(xml)]) == 2
     assert "does not end in .onnx, the suffix of the onnx format" in capsys.readouterr().err
     assert xml.read_text() == "an OpenVINO model the user has"
-    assert main(["export", "--format", "openvino", "--checkpoint", str(checkpoint), "--output", "lp.onnx"]) == 2
+    assert run_cli("export", ["--format", "openvino", "--checkpoint", str(checkpoint), "--output", "lp.onnx"]) == 2
     assert "does not end in .xml" in capsys.readouterr().err
     checkpoint = random_checkpoint(tmp_path / "random.pth")
     output = tmp_path / "a.onnx"
     assert (
-        main(["export", "--format", "onnx", "--checkpoint", str(checkpoint), "--output", str(output), "--height", "60"])
+        run_cli(
+            "export", ["--format", "onnx", "--checkpoint", str(checkpoint), "--output", str(output), "--height", "60"]
+        )
         == 2
     )
     assert "multiples of 8" in capsys.readouterr().err and not output.exists()
