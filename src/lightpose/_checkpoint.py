@@ -32,9 +32,10 @@ from lightpose.errors import CheckpointError, UnsafeCheckpointError
 __all__ = [
     "TRAINING_STATE_GLOBALS",
     "Fit",
-    "describe_bytes",
     "extract_state_dict",
     "fit_state_dict",
+    "identify_bytes",
+    "load_reference_state",
     "looks_like_html",
     "looks_like_mobilenet",
     "read_checkpoint",
@@ -53,7 +54,7 @@ _CODE_MODULES = frozenset(_CODE_MODULE_NAMES.split())
 _HEAD_BYTES = 4096
 _MOBILENET_HINT = (
     "it holds ImageNet MobileNet v1 weights (module.model.N... keys), a backbone to start training from: "
-    "pass it to `lightpose train --checkpoint-path FILE --from-mobilenet`"
+    "pass it to `lightpose train --checkpoint FILE --from-mobilenet`"
 )
 
 
@@ -123,9 +124,8 @@ def _refuse_non_checkpoint(path: Path, head: bytes) -> None:
         return
     if _is_pickle(head) or head[257:262] == b"ustar":  # torch.save's legacy format, a plain pickle, a 0.1 tar
         return
-    raise CheckpointError(
-        f"{path} is not a PyTorch checkpoint: it looks like {describe_bytes(head, path.stat().st_size)}{_advice(head)}"
-    )
+    what, action = identify_bytes(head, path.stat().st_size)
+    raise CheckpointError(f"{path} is not a PyTorch checkpoint: it looks like {what}: {action}")
 
 
 def _is_pickle(head: bytes) -> bool:
@@ -140,27 +140,35 @@ def looks_like_html(head: bytes) -> bool:
     )
 
 
-def describe_bytes(head: bytes, size: int) -> str:
-    """What a file starting with `head` (of `size` bytes) looks like, for error messages."""
+_DEFAULT_ACTION = "pass a .pth file written by torch.save"
+
+
+def identify_bytes(head: bytes, size: int) -> tuple[str, str]:
+    """(what a file starting with `head`, of `size` bytes, looks like; what to do), for error messages."""
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if size == 0:
-        return "an empty file (0 bytes)"
+        return "an empty file (0 bytes)", _DEFAULT_ACTION
     if looks_like_html(head):
-        return "an HTML web page"
+        return (
+            "an HTML web page (a share link or an error page saved instead of the file?)",
+            "download the file itself (a direct link)",
+        )
     if stripped.startswith(b"<?xml"):
-        return "an OpenVINO IR model (.xml)" if b"<net " in head else "an XML document"
+        if b"<net " in head:
+            return "an OpenVINO IR model (.xml)", "pass the .xml path to PoseEstimator.from_pretrained"
+        return "an XML document", _DEFAULT_ACTION
     if head.startswith(b"\x1f\x8b"):
-        return "gzip-compressed data"
+        return "gzip-compressed data", "decompress it first (gunzip)"
     if len(head) > 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < size:
-        return "a safetensors file"
+        return "a safetensors file", "convert it with safetensors.torch.load_file and torch.save"
     if len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 32 and 2 <= head[2] >> 3 <= 20:
-        return "an ONNX model"
+        return "an ONNX model", "load .onnx files with PoseEstimator.from_pretrained('model.onnx') (lightpose[onnx])"
     text = _as_text(head)
     if text is not None and stripped[:1] in (b"{", b"["):
-        return "JSON text"
+        return "JSON text", _DEFAULT_ACTION
     if text is not None:
-        return f"a text file (starting {text.strip()[:40]!r})"
-    return f"binary data of no known format (random bytes?) starting {head[:8].hex(' ')}"
+        return f"a text file (starting {text.strip()[:40]!r})", _DEFAULT_ACTION
+    return f"binary data of no known format (random bytes?) starting {head[:8].hex(' ')}", _DEFAULT_ACTION
 
 
 def _as_text(head: bytes) -> str | None:
@@ -172,16 +180,6 @@ def _as_text(head: bytes) -> str | None:
         text = head[: exc.start].decode("utf-8")
     printable = sum(ch.isprintable() or ch in "\t\r\n" for ch in text)
     return text if text and printable >= 0.95 * len(text) else None
-
-
-def _advice(head: bytes) -> str:
-    if looks_like_html(head):
-        return " (a share link or an error page saved instead of the file?): download the file itself (a direct link)"
-    if len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 32:
-        return ": load .onnx files with PoseEstimator.from_pretrained('model.onnx') (extra lightpose[onnx])"
-    if head.startswith(b"\x1f\x8b"):
-        return ": decompress it first (gunzip)"
-    return ": pass a .pth file written by torch.save"
 
 
 def _refusal(path: Path, exc: pickle.UnpicklingError, downloaded: bool) -> CheckpointError:
