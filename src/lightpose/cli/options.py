@@ -1,0 +1,126 @@
+"""Options every command shares, defined once: the parser class, the model options, -q/-v and logging."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import re
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from lightpose.errors import UsageError
+
+if TYPE_CHECKING:
+    from lightpose.estimator import PoseEstimator
+
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda when available, else cpu)"
+CHECKPOINT_HELP = "registered weights name, checkpoint file (.pth), exported model (.onnx, .xml) or URL"
+BACKEND_HELP = (
+    "network runtime: auto (OpenVINO on CPU where installed, else torch), torch (bit-exact reference), "
+    "onnxruntime or openvino (extras lightpose[onnx] / lightpose[openvino]); default %(default)s"
+)
+PRECISION_HELP = "network precision: fp32, bf16 (CPUs with bf16, CUDA) or fp16 (CUDA); default %(default)s"
+HEIGHT_HELP = "network input height in pixels, a multiple of 8 (default %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with no abbreviations (`--vid` is not `--video`) and one-line errors: "prog: error: ... (see --help)"
+    with exit code 2; an unknown option is called one, with the closest known option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def unknown_option_message(self, extras: list[str]) -> str:
+        """'unknown option --vidoe (did you mean --video?)' for arguments the parser did not take."""
+        known = [s for action in self._actions for s in action.option_strings]
+        first = next((e for e in extras if e.startswith("-")), extras[0])
+        if not first.startswith("-"):
+            return f"unexpected argument {first!r}"
+        name = first.split("=", 1)[0]
+        close = difflib.get_close_matches(name, known, n=1)
+        return f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else "")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = getattr(parsed, "_parser", self)
+            parser.error(parser.unknown_option_message(extras))
+        return parsed
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, height: int = 256, backend: str = "auto") -> None:
+    """--checkpoint, --device, --backend, --precision and --height, with the same help in every command."""
+    group = parser.add_argument_group("model")
+    default = "(default: the published model)"
+    group.add_argument("--checkpoint", metavar="NAME|PATH|URL", help=f"{CHECKPOINT_HELP} {default}")
+    group.add_argument("--device", help=DEVICE_HELP)
+    group.add_argument("--backend", choices=BACKEND_CHOICES, default=backend, help=BACKEND_HELP)
+    group.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
+    group.add_argument("--height", type=int, default=height, help=HEIGHT_HELP)
+
+
+def add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """-q (warnings and errors only) and -v (debug messages, tracebacks on failure)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    group.add_argument("-v", "--verbose", action="store_true", help="print debug messages and tracebacks")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            text = f"{record.levelname.lower()}: {text}"
+        if record.exc_info and logging.getLogger("lightpose").isEnabledFor(logging.DEBUG):
+            text += "\n" + self.formatException(record.exc_info)
+        return f"{PROG_PREFIX[0]}: {text}"
+
+
+PROG_PREFIX = ["lightpose"]  # the program name log lines start with; set by configure_logging
+_HANDLER: list[logging.Handler] = []
+
+
+def configure_logging(prog: str, *, quiet: bool = False, verbose: bool = False) -> None:
+    """Log lightpose's messages to stderr as "prog: message" at INFO (-q: WARNING, -v: DEBUG); repeated calls
+    replace the handler."""
+    PROG_PREFIX[0] = prog
+    logger = logging.getLogger("lightpose")
+    for handler in _HANDLER:
+        logger.removeHandler(handler)
+    _HANDLER.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logger.addHandler(handler)
+    _HANDLER.append(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+_PYTHON_ARGUMENT = re.compile(r"\b(device|backend|precision|height|checkpoint)=(['\"]?)([\w:.\-/]*)\2")
+
+
+def cli_words(message: str) -> str:
+    """A library message in command-line words: "use device='cpu'" -> "use --device cpu"."""
+    return _PYTHON_ARGUMENT.sub(lambda m: f"--{m.group(1)} {m.group(3)}", message)
+
+
+def load_estimator(args: argparse.Namespace) -> PoseEstimator:
+    """The estimator of --checkpoint/--device/--backend/--precision/--height; a bad value, a missing or unusable
+    checkpoint or device raises UsageError in command-line words."""
+    from lightpose.estimator import PoseEstimator
+
+    try:
+        return PoseEstimator.from_pretrained(
+            args.checkpoint, device=args.device, height=args.height, backend=args.backend, precision=args.precision
+        )
+    except ConnectionError:
+        raise  # a failed download is a runtime failure, not bad usage
+    except (OSError, ValueError, KeyError, ImportError, TypeError) as error:
+        raise UsageError(cli_words(str(error))) from error
