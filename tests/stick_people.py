@@ -96,3 +96,16 @@ def make_stick_dataset(
     labels = folder / "person_keypoints.json"
     labels.write_text(json.dumps(coco), encoding="utf-8")
     return labels, images_folder
+
+
+def make_prepared_stick_dataset(
+    folder: Path, *, num_images: int, size: tuple[int, int], people: int = 2, seed: int = 0
+) -> tuple[Path, Path]:
+    """`make_stick_dataset` plus its prepared training labels (net input size = the image height); returns
+    (prepared labels path, images folder)."""
+    from lightpose.training.labels import prepare_coco_labels, save_prepared_labels
+
+    labels, images = make_stick_dataset(folder, num_images=num_images, size=size, people=people, seed=seed)
+    prepared = folder / "prepared.json"
+    save_prepared_labels(prepare_coco_labels(labels, net_input_size=size[0]), prepared)
+    return prepared, images

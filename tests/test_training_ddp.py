@@ -1,5 +1,6 @@
-"""DDP: `torchrun --standalone --nproc_per_node=2` on CPU (gloo) trains TinyDataset; rank 0 alone writes checkpoints
-and metrics, and the step uses the mean of both ranks' gradients (and the logged loss is the mean of both ranks')."""
+"""DDP, launched as `lightpose train --help` says: `torchrun --nproc_per_node=2 "$(command -v lightpose)" train` on
+CPU (gloo) over stick-figure images. Rank 0 alone writes checkpoints and metrics; the step uses the mean of both
+ranks' gradients, and the logged loss is the mean of both ranks' losses."""
 
 from __future__ import annotations
 
@@ -11,27 +12,27 @@ from pathlib import Path
 import pytest
 import torch
 
+from lightpose.training.dataset import CocoKeypointsDataset
 from lightpose.training.loss import loss_names
-from test_training_trainer import (
-    TinyDataset,
-    first_step_reference,
-    max_param_difference,
-    read_metrics,
-    sampler_order,
-    tiny_config,
-)
+from lightpose.training.trainer import TrainConfig
+from stick_people import make_prepared_stick_dataset
+from test_training_trainer import first_step_reference, max_param_difference, sampler_order
 
-pytest.importorskip("torch.distributed.run")
+SIZE = 64
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+LIGHTPOSE = Path(sys.executable).with_name("lightpose")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
-def test_two_cpu_processes_average_gradients(tmp_path: Path) -> None:
-    script = Path(__file__).with_name("test_training_trainer.py")
-    settings = {"batch_size": 4, "max_iterations": 2, "checkpoint_after": 1, "dataset": {"length": 8}}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    result = subprocess.run(
-        [*command, str(script), json.dumps(settings)], cwd=tmp_path, capture_output=True, text=True, timeout=240
-    )
+@pytest.mark.skipif(not (TORCHRUN.exists() and LIGHTPOSE.exists()), reason="torchrun or lightpose not installed")
+def test_torchrun_lightpose_train_averages_gradients_over_two_processes(tmp_path: Path) -> None:
+    labels, images = make_prepared_stick_dataset(tmp_path / "data", num_images=4, size=(SIZE, SIZE))
+    options = ["--prepared-train-labels", str(labels), "--train-images-folder", str(images)]
+    options += ["--input-size", str(SIZE), "--batch-size", "4", "--max-iterations", "2", "--checkpoint-after", "1"]
+    options += ["--log-after", "1", "--num-workers", "0", "--device", "cpu", "--no-progress"]
+    command = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", str(LIGHTPOSE), "train", *options]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     folder = tmp_path / "default_checkpoints"
@@ -40,13 +41,14 @@ def test_two_cpu_processes_average_gradients(tmp_path: Path) -> None:
         "checkpoint_iter_2.pth",
         "metrics.jsonl",
     ]
-    records = read_metrics(folder)
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [r["iter"] for r in records] == [1, 2]  # one writer
     first = torch.load(folder / "checkpoint_iter_1.pth", weights_only=True)
     assert first["world_size"] == 2 and first["iter"] == 1
 
-    dataset = TinyDataset(length=8)
-    config = tiny_config(batch_size=4)
+    dataset = CocoKeypointsDataset(labels, images, input_size=SIZE)
+    assert len(dataset) == 8
+    config = TrainConfig(batch_size=4)
     rank_batches = [sampler_order(dataset, 2, rank)[:2] for rank in (0, 1)]
     averaged = first_step_reference(config, dataset, rank_batches)
     rank0_only = first_step_reference(config, dataset, rank_batches[:1])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightpose.training.loss import NonFiniteLossError, check_finite, loss_names, masked_l2, stage_losses
+from lightpose.errors import NonFiniteLossError
+from lightpose.training.loss import check_finite, loss_names, masked_l2, stage_losses
 
 
 def _maps(rng: np.random.Generator, shape: tuple[int, ...]) -> torch.Tensor:

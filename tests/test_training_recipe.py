@@ -1,6 +1,6 @@
 """The training recipe end to end on a tiny stick-figure COCO dataset (tests/stick_people.py, made by each test):
-prepare -> augmented training lowers the loss; overfitting one image raises its COCO AP; a 2-process gloo DDP
-run ends with equal weights on both ranks; ground-truth maps decode back to the annotated people.
+prepare -> augmented training lowers the loss; overfitting one image raises its COCO AP; ground-truth maps decode
+back to the annotated people (DDP: test_training_ddp.py).
 
 Bars were measured over several seeds (see the constants); the runs are seeded, so each test is deterministic.
 """
@@ -8,16 +8,11 @@ Bars were measured over several seeds (see the constants); the runs are seeded, 
 from __future__ import annotations
 
 import json
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from lightpose.decode import decode_poses
 from lightpose.estimator import PoseEstimator
@@ -26,7 +21,6 @@ from lightpose.training.evaluate import evaluate_coco
 from lightpose.training.labels import prepare_coco_labels
 from lightpose.training.trainer import TrainConfig, Trainer
 from stick_people import make_stick_dataset
-from test_training_trainer import TinyDataset, tiny_config
 
 # last-5 / first-5 mean logged loss after 30 iterations at 64x64 was 0.57-0.78 over seeds 0-7
 LOSS_RATIO_BAR = 0.9
@@ -81,51 +75,6 @@ def test_overfitting_one_image_raises_its_ap(tmp_path: Path, monkeypatch: pytest
     after = image_ap()
     assert before < 0.05
     assert after > OVERFIT_AP_BAR, f"AP {before:.3f} -> {after:.3f}"
-
-
-# -- DDP ----------------------------------------------------------------------------------------------------
-def _ddp_worker(rank: int, port: int, folder: str) -> None:
-    """One of two gloo processes: train TinyDataset 3 iterations, then save this rank's parameters and buffers."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank))
-    os.environ["WORLD_SIZE"] = "2"
-    torch.set_num_threads(1)
-    os.chdir(folder)
-    try:
-        trainer = Trainer(tiny_config(batch_size=4, max_iterations=3, checkpoint_after=100), TinyDataset(length=8))
-        trainer.run()
-        module = trainer.module
-        weights = {
-            "parameters": {name: p.detach() for name, p in module.named_parameters()},
-            "buffers": dict(module.named_buffers()),
-        }
-        torch.save(weights, Path(folder) / f"rank{rank}.pt")
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
-def test_ddp_ranks_end_with_equal_weights(tmp_path: Path) -> None:
-    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    checkpoint = torch.load(tmp_path / "default_checkpoints" / "checkpoint_iter_3.pth", weights_only=True)
-    saved = checkpoint["state_dict"]
-    assert rank0["parameters"].keys() == rank1["parameters"].keys() and len(rank0["parameters"]) > 100
-    for name, value in rank0["parameters"].items():
-        assert torch.equal(value, rank1["parameters"][name]), f"{name} differs between the ranks"
-        assert torch.equal(value, saved[name]), f"{name} differs from rank 0's checkpoint"
-    # BatchNorm running statistics: DDP broadcasts rank 0's at the start of each forward, then each rank updates
-    # them with its own batch, so after the last step they legitimately differ; rank 0's are the ones saved.
-    for name, value in rank0["buffers"].items():
-        assert torch.equal(value, saved[name]), name
-        if not torch.equal(value, rank1["buffers"][name]):
-            assert name.endswith(("running_mean", "running_var")), name
 
 
 # -- ground truth -> decoder ---------------------------------------------------------------------------------
