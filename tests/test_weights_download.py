@@ -424,7 +424,7 @@ def test_trickling_transfer_is_stalled_and_resumed(server: FileServer, tmp_path:
     path = weights.resolve_checkpoint(
         _entry(server, "ckpt.pth"), cache_dir=tmp_path, progress=False, stall_window=0.3, **FAST
     )
-    assert time.monotonic() - start < 4.0
+    assert time.monotonic() - start < 5.0  # not the 60 s read timeout, nor the server's 6 s of trickling
     assert path.read_bytes() == server.files["ckpt.pth"]
     first, second = server.gets("ckpt.pth")
     assert first is None and int(second.removeprefix("bytes=").rstrip("-")) >= 100_000
@@ -432,7 +432,7 @@ def test_trickling_transfer_is_stalled_and_resumed(server: FileServer, tmp_path:
 
 def test_stalled_on_every_try_fails_naming_the_stall(server: FileServer, tmp_path: Path) -> None:
     server.plan["ckpt.pth"].extend(["trickle", "trickle"])
-    with pytest.raises(DownloadError, match=r"stalled: \d+ bytes in 0\.\d s \(try 2/2\)") as info:
+    with pytest.raises(DownloadError, match=r"stalled: \d+ bytes in [\d.]+ s \(try 2/2\)") as info:
         weights.resolve_checkpoint(
             _entry(server, "ckpt.pth"), cache_dir=tmp_path, progress=False, retries=1, stall_window=0.3, **FAST
         )
