@@ -361,6 +361,7 @@ def _resolve_and_load(url: str, cache_dir: str, barrier, results) -> None:  # al
     results.put((str(path), len(weights.load_checkpoint_file(path)["state_dict"])))
 
 
+@pytest.mark.slow  # three spawned interpreters import torch: 7-16 s
 def test_concurrent_processes_download_once(server: FileServer, tmp_path: Path) -> None:
     """Four processes at once (three spawned, plus this one) download once, and all load the file."""
     server.plan["ckpt.pth"].append("slow")
