@@ -103,12 +103,13 @@ def configure_logging(prog: str, *, quiet: bool = False, verbose: bool = False) 
     logger.propagate = False
 
 
-_PYTHON_ARGUMENT = re.compile(r"\b(device|backend|precision|height|checkpoint)=(['\"]?)([\w:.\-/]*)\2")
+_PYTHON_ARGUMENT = re.compile(r"\b(device|backend|precision|height|checkpoint)(=| )(['\"])([\w:.\-/]*)\3")
 
 
 def cli_words(message: str) -> str:
-    """A library message in command-line words: "use device='cpu'" -> "use --device cpu"."""
-    return _PYTHON_ARGUMENT.sub(lambda m: f"--{m.group(1)} {m.group(3)}", message)
+    """A library message in command-line words: "use device='cpu'" -> "use --device cpu", "device 'cuda:7' does
+    not exist" -> "--device cuda:7 does not exist"."""
+    return _PYTHON_ARGUMENT.sub(lambda m: f"--{m.group(1)} {m.group(4)}", message)
 
 
 def load_estimator(args: argparse.Namespace) -> PoseEstimator:
