@@ -103,6 +103,8 @@ def test_every_image_unreadable_is_one_line_without_traceback(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "could not be read" in err and str(stick[1]) in err
+    assert main([*train_args(stick, num_workers=2), "-v"]) == 1
+    assert "Traceback" in capsys.readouterr().err
 
 
 # -- signals ---------------------------------------------------------------------------------------------------

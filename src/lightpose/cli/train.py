@@ -24,7 +24,8 @@ Train Lightweight OpenPose as the reference train.py: Adam, 13 parameter groups,
 <experiment-name>_checkpoints/checkpoint_iter_<N>.pth, losses to metrics.jsonl beside them.
 
 Several GPUs (DDP; --batch-size is split over the processes):
-  torchrun --nproc_per_node=N "$(command -v lightpose)" train ...
+  torchrun --nproc_per_node=N -m lightpose train ...
+  torchrun --nproc_per_node=N "$(command -v lightpose)" train ...     (the same)
 
 SIGINT (Ctrl-C) or SIGTERM stops after the current iteration with a checkpoint (exit 130 / 143); a second one
 aborts at once. Resume with --checkpoint <experiment-name>_checkpoints/checkpoint_iter_<N>.pth.
