@@ -1,4 +1,5 @@
-"""lightpose-demo end to end: video and image inputs, video/folder/JSON outputs, Ctrl-C, bad arguments."""
+"""lightpose-demo (the seed's options, now the same run as `lightpose predict`) and `lightpose demo`: video and image
+inputs, video/folder/JSON outputs (PoseResult.to_dict() lines), overwrite refusals, Ctrl-C, bad arguments."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from lightpose.cli.demo import UsageError, main, parse_address, window_unavailable_reason
-from lightpose.cli.demo_outputs import frame_record
-from lightpose.pose import Pose
+from lightpose.cli.demo import main
+from lightpose.cli.main import main as lightpose_main
+from lightpose.cli.view import window_unavailable_reason
+from lightpose.pose import PoseResult
 from lightpose.skeleton import NUM_KEYPOINTS
-from lightpose.sources import Frame
 
 SIZE = (160, 120)  # w, h: network input height 64 keeps each frame fast
 
@@ -77,10 +78,16 @@ def test_video_in_video_and_json_out(tmp_path: Path, checkpoint: Path, video: Pa
     frames = read_video(out)
     assert len(frames) == 8 and all(f.shape == (SIZE[1], SIZE[0], 3) for f in frames)
     lines = read_json_lines(records)
-    assert [r["index"] for r in lines] == list(range(8))
+    assert [r["frame"] for r in lines] == list(range(8))
     assert [r["timestamp"] for r in lines] == pytest.approx([i / 10.0 for i in range(8)])
-    assert all(r["width"] == SIZE[0] and r["height"] == SIZE[1] and isinstance(r["poses"], list) for r in lines)
+    assert all(PoseResult.from_dict(r).to_dict() == r for r in lines)  # the one schema
+    assert all(r["width"] == SIZE[0] and r["height"] == SIZE[1] and r["source"] == str(video) for r in lines)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4", "poses.jsonl"]  # no partial files
+    # an existing output is never replaced silently
+    before = records.read_bytes()
+    assert main(["--video", str(video), *base_args(checkpoint), "--json", str(records)]) == 2
+    assert records.read_bytes() == before
+    assert main(["--video", str(video), *base_args(checkpoint), "--json", str(records), "--overwrite"]) == 0
 
 
 def test_video_in_image_folder_out(tmp_path: Path, checkpoint: Path, video: Path) -> None:
@@ -100,11 +107,12 @@ def test_images_in_folder_and_avi_out(tmp_path: Path, checkpoint: Path) -> None:
     folder_out, records = tmp_path / "out" / "drawn", tmp_path / "poses.jsonl"
     args = [*base_args(checkpoint), "--output", str(folder_out), "--json", str(records)]
     assert main(["--images", str(images), str(small), *args]) == 0
-    assert sorted(p.name for p in folder_out.iterdir()) == ["img0.png", "img1.png", "img2.png", "small.jpg"]
+    names = sorted(p.relative_to(folder_out).as_posix() for p in folder_out.rglob("*") if p.is_file())
+    assert names == ["img0.png", "img1.png", "img2.png", "small.jpg"]  # relative to the folder given
     assert cv2.imread(str(folder_out / "small.jpg")).shape == (60, 80, 3)
     lines = read_json_lines(records)
-    assert [Path(r["path"]).name for r in lines] == ["img0.png", "img1.png", "img2.png", "small.jpg"]
-    assert all(r["timestamp"] is None for r in lines)
+    assert [Path(r["source"]).name for r in lines] == ["img0.png", "img1.png", "img2.png", "small.jpg"]
+    assert all(r["timestamp"] is None and r["frame"] is None for r in lines)
     # images of another size are resized to the first frame's size in a video
     avi = tmp_path / "all.avi"
     assert main(["--images", str(images), str(small), *base_args(checkpoint), "--output", str(avi)]) == 0
@@ -112,40 +120,45 @@ def test_images_in_folder_and_avi_out(tmp_path: Path, checkpoint: Path) -> None:
     assert len(frames) == 4 and all(f.shape == (SIZE[1], SIZE[0], 3) for f in frames)
 
 
-def test_tracked_poses_in_json(tmp_path: Path, golden_dir: Path) -> None:
-    """The golden random checkpoint finds (noise) poses: ids, keypoints and scores reach the JSON."""
-    video = write_video(tmp_path / "walk.mp4", frames=3)
+def test_tracked_poses_in_json(tmp_path: Path) -> None:
+    """The trained fixture model finds the people of the shared photos: ids, keypoints and scores reach the JSON."""
+    from conftest import shared_root
+
+    model, photo = (
+        shared_root() / "data/fixture/people_fixture.pth",
+        shared_root() / "data/people/opencv_vtest_f040.jpg",
+    )
+    if not (model.exists() and photo.exists()):
+        pytest.skip("the shared fixture model or photos are absent (set LIGHTPOSE_SHARED)")
+    video = tmp_path / "people.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (384, 288))
+    for _ in range(3):
+        writer.write(cv2.resize(cv2.imread(str(photo)), (384, 288)))
+    writer.release()
     records = tmp_path / "poses.jsonl"
-    ckpt = golden_dir / "checkpoint_random_3stages.pth"
-    assert main(["--video", str(video), "--checkpoint", str(ckpt), "--height", "64", "--json", str(records)]) == 0
+    assert main(["--video", str(video), "--checkpoint", str(model), "--device", "cpu", "--json", str(records)]) == 0
     lines = read_json_lines(records)
-    assert len(lines) == 3 and all(lines[i]["poses"] for i in range(3))
+    assert len(lines) == 3 and all(len(lines[i]["poses"]) > 0 for i in range(3))
     ids = [[p["id"] for p in r["poses"]] for r in lines]
     assert all(isinstance(i, int) for frame_ids in ids for i in frame_ids)
     assert all(len(set(frame_ids)) == len(frame_ids) for frame_ids in ids)  # unique within a frame
     assert set(ids[0]) & set(ids[1])  # identical frames: ids carry over
     for pose in lines[0]["poses"]:
         assert len(pose["keypoints"]) == NUM_KEYPOINTS and isinstance(pose["score"], float)
-        assert all(k is None or (len(k) == 3 and all(np.isfinite(k))) for k in pose["keypoints"])
     # --images: no tracking unless asked (as the reference demo), so no ids
-    image = tmp_path / "frame.png"
-    cv2.imwrite(str(image), stick_figure_frame(0))
-    assert main(["--images", str(image), "--checkpoint", str(ckpt), "--height", "64", "--json", str(records)]) == 0
-    (record,) = read_json_lines(records)
+    records2 = tmp_path / "image.jsonl"
+    assert main(["--images", str(photo), "--checkpoint", str(model), "--device", "cpu", "--json", str(records2)]) == 0
+    (record,) = read_json_lines(records2)
     assert record["poses"] and all(p["id"] is None for p in record["poses"])
 
 
-def test_frame_record_writes_null_for_missing_keypoints() -> None:
-    keypoints = np.full((NUM_KEYPOINTS, 3), np.nan, np.float32)
-    keypoints[1] = (10.5, 20.25, 0.75)
-    keypoints[2] = (30.0, 40.0, 0.5)
-    frame = Frame(4, np.zeros((50, 60, 3), np.uint8), 0.4)
-    record = frame_record(frame, [Pose(keypoints, 2.5, id=3)])
-    text = json.dumps(record, allow_nan=False)  # valid JSON: no NaN
-    pose = json.loads(text)["poses"][0]
-    assert pose["id"] == 3 and pose["score"] == 2.5 and pose["bbox"] == [10.5, 20.25, 19.5, 19.75]
-    assert pose["keypoints"][0] is None and pose["keypoints"][1] == [10.5, 20.25, 0.75]
-    assert record["index"] == 4 and record["timestamp"] == 0.4 and (record["width"], record["height"]) == (60, 50)
+def test_output_folder_that_is_the_input_folder_is_refused(tmp_path: Path, checkpoint: Path) -> None:
+    images = tmp_path / "imgs"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), stick_figure_frame(0))
+    before = (images / "a.png").read_bytes()
+    assert main(["--images", str(images), "--output", str(images), *base_args(checkpoint)]) == 2
+    assert (images / "a.png").read_bytes() == before and [p.name for p in images.iterdir()] == ["a.png"]
 
 
 def test_sigint_midway_keeps_a_playable_video_and_valid_json(tmp_path: Path, checkpoint: Path) -> None:
@@ -155,7 +168,7 @@ def test_sigint_midway_keeps_a_playable_video_and_valid_json(tmp_path: Path, che
     cmd += ["--output", str(out), "--json", str(records)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    partial = lambda: [p for p in tmp_path.iterdir() if p.name.startswith(".poses.partial")]  # noqa: E731
+    partial = lambda: [p for p in tmp_path.iterdir() if p.name.startswith(".poses.jsonl.")]  # noqa: E731
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         files = partial()
@@ -170,20 +183,11 @@ def test_sigint_midway_keeps_a_playable_video_and_valid_json(tmp_path: Path, che
     assert proc.returncode == 130, stderr
     lines = read_json_lines(records)
     assert 3 <= len(lines) < 400
-    assert [r["index"] for r in lines] == list(range(len(lines)))
+    assert [r["frame"] for r in lines] == list(range(len(lines)))
     frames = read_video(out)
     assert len(frames) == len(lines) and frames[0].shape == (SIZE[1], SIZE[0], 3)
-    assert not partial() and not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    assert not partial() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert f"interrupted after {len(lines)} frames" in stderr
-
-
-def test_parse_serve_address() -> None:
-    assert parse_address("8080") == ("127.0.0.1", 8080)
-    assert parse_address("0.0.0.0:9000") == ("0.0.0.0", 9000)
-    assert parse_address("[::1]:80") == ("::1", 80)
-    for bad in ("host:", "abc", "70000", "1.2.3.4:-1"):
-        with pytest.raises(UsageError, match="--serve expects"):
-            parse_address(bad)
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -205,11 +209,12 @@ def test_missing_input_argument(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--video", "{tmp}/nope.mp4", "--json", "{tmp}/p.jsonl"], "nope.mp4"),
         (["--images", "{tmp}/nope", "--json", "{tmp}/p.jsonl"], "nope"),
-        (["--video", "{video}", "--output", "{tmp}/missing/out.mp4"], "missing does not exist"),
+        (["--video", "{video}", "--output", "{video}/x.mp4"], "is a file, not a folder"),
         (["--video", "{video}", "--output", "{tmp}/out.txt"], "give a video file"),
         (["--video", "{video}", "--json", "{tmp}"], "is a folder"),
-        (["--video", "{video}", "--serve", "localhost:http"], "--serve expects"),
+        (["--video", "{video}", "--serve", "localhost:http"], "bad serve address"),
         (["--video", "{video}", "--json", "{tmp}/p.jsonl", "--no-track", "--smooth"], "--smooth follows pose ids"),
+        (["--video", "{video}", "--json", "{video}"], "is also an input"),
         (["--video", "{video}", "--json", "{tmp}/p.jsonl", "--checkpoint", "{tmp}/none.pth"], "none.pth"),
         (["--video", "{video}", "--json", "{tmp}/p.jsonl", "--height", "60"], "multiple of 8"),
     ],
@@ -246,3 +251,18 @@ def test_headless_opencv_points_to_serve(video: Path, capsys: pytest.CaptureFixt
     assert "--serve" in one_line_error(capsys)
     assert main(["--video", str(video)]) == 2  # the seed's default (a window) is impossible: say what to do
     assert "--serve" in one_line_error(capsys)
+
+
+@pytest.mark.skipif(window_unavailable_reason() is None, reason="OpenCV can open windows here")
+def test_lightpose_demo_defaults_to_a_window_and_says_what_to_do_without_one(
+    video: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lightpose_main(["demo", str(video), "--checkpoint", str(checkpoint)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lightpose demo: error:") and "--serve" in err
+
+
+def test_lightpose_demo_writes_like_predict(tmp_path: Path, video: Path, checkpoint: Path) -> None:
+    out = tmp_path / "out"
+    assert lightpose_main(["demo", str(video), *base_args(checkpoint), "--output", str(out)]) == 0
+    assert len(read_json_lines(out / "walk.jsonl")) == 8 and len(read_video(out / "walk.mp4")) == 8

@@ -35,7 +35,15 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        known = {s for action in self._actions for s in action.option_strings}
+        unknown = [a for a in getattr(self, "_argv", []) if a.startswith("--") and a.split("=")[0] not in known]
+        if unknown and not self._subparsers:  # an unknown option explains more than what it made go missing
+            message = self.unknown_option_message(unknown)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:  # type: ignore[override]
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def unknown_option_message(self, extras: list[str]) -> str:
         """'unknown option --vidoe (did you mean --video?)' for arguments the parser did not take."""
