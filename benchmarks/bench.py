@@ -31,7 +31,7 @@ from lightpose.decode import decode_maps, entries_to_poses, upsample_maps
 from lightpose.estimator import PoseEstimator
 from lightpose.model import LightweightOpenPose
 from lightpose.preprocess import prepare_input
-from lightpose.synthetic import random_people, render_maps
+from lightpose.training.synthetic import random_people, render_maps
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LIGHTPOSE_SHARED", ROOT.parent / "shared"))

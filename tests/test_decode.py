@@ -3,15 +3,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lightpose.decode import (
-    decode_poses,
-    decode_upsampled,
-    extract_peaks,
-    find_peaks,
-    suppress_close_peaks,
-    upsample_maps,
-)
-from lightpose.synthetic import render_maps, stick_figure
+from lightpose.decode import DecodeParams, decode_maps, decode_poses, decode_upsampled, upsample_maps
+from lightpose.decode.reference import extract_peaks, find_peaks, suppress_close_peaks
+from lightpose.errors import MapsError
+from lightpose.skeleton import Skeleton
+from lightpose.training.synthetic import render_maps, stick_figure
+
+METHODS = [
+    "reference",
+    "numpy",
+    pytest.param(
+        "numba",
+        marks=pytest.mark.skipif(
+            __import__("importlib").util.find_spec("numba") is None, reason="numba (the fast extra) is not installed"
+        ),
+    ),
+]
 
 
 def people_in_a_row(count: int, seed: int = 0, width: int = 456, height: float = 160.0) -> list[np.ndarray]:
@@ -81,7 +88,7 @@ def test_peak_ids_are_global_and_consecutive():
 
 
 def test_bad_maps_are_refused():
-    with pytest.raises(ValueError, match=r"pafs must have shape \(38"):
+    with pytest.raises(MapsError, match=r"pafs must have shape \(38"):
         decode_poses(np.zeros((19, 8, 8), np.float32), np.zeros((19, 8, 8), np.float32))
     with pytest.raises(ValueError, match="float32"):
         decode_poses(np.zeros((19, 8, 8)), np.zeros((38, 8, 8)))
@@ -116,3 +123,60 @@ def test_noisy_maps_give_well_formed_poses(seed, scale):
     poses = decode_poses(heatmaps, pafs)
     assert len(poses) == len(entries)
     assert all(np.isfinite(p.xy[p.found]).all() for p in poses)
+
+
+def test_params_hold_the_published_values_and_refuse_bad_ones():
+    params = DecodeParams()
+    assert (params.peak_threshold, params.peak_min_distance, params.points_per_limb) == (0.1, 6, 10)
+    assert params.min_valid_points == 9  # the reference's "valid / 10 > 0.8"
+    assert DecodeParams(min_success_ratio=0.5).min_valid_points == 6
+    with pytest.raises(ValueError, match="peak_threshold must be > 0"):
+        DecodeParams(peak_threshold=0.0)
+    with pytest.raises(ValueError, match="points_per_limb must be >= 2"):
+        DecodeParams(points_per_limb=1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_stricter_params_drop_what_the_published_ones_keep(method):
+    heatmaps, pafs = render_maps(people_in_a_row(3), (32, 57), paf_thickness=2)
+    assert len(decode_maps(heatmaps, pafs, method=method)[0]) == 3
+    entries, keypoints = decode_maps(heatmaps, pafs, method=method, params=DecodeParams(peak_threshold=1.1))
+    assert len(entries) == 0 and len(keypoints) == 0  # rendered peaks are at most 1
+    entries, _ = decode_maps(heatmaps, pafs, method=method, params=DecodeParams(min_pose_keypoints=19))
+    assert len(entries) == 0
+
+
+# Five keypoints in a plus shape: centre 0, up 1, right 2, down 3, left 4; limbs from the centre.
+PLUS = Skeleton("plus", ("c", "u", "r", "d", "l"), ((0, 1), (0, 2), (0, 3), (0, 4)), sigmas=(0.1,) * 5)
+
+
+def plus_maps(centres, size=(24, 40), arm=5.0):
+    """Stride-1 style maps of `PLUS` people (already at the decoder's resolution): Gaussians and unit PAFs."""
+    h, w = size
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    heatmaps = np.zeros((6, h, w))
+    pafs = np.zeros((8, h, w))
+    offsets = np.array([(0, 0), (0, -arm), (arm, 0), (0, arm), (-arm, 0)])
+    for cx, cy in centres:
+        points = offsets + (cx, cy)
+        for k, (px, py) in enumerate(points):
+            heatmaps[k] = np.maximum(heatmaps[k], np.exp(-((xs - px) ** 2 + (ys - py) ** 2) / 2.0))
+        for limb in range(4):
+            unit = offsets[limb + 1] / arm
+            rx, ry = xs - cx, ys - cy
+            along = rx * unit[0] + ry * unit[1]
+            inside = (along >= -1) & (along <= arm + 1) & (np.abs(rx * unit[1] - ry * unit[0]) <= 1.5)
+            pafs[2 * limb][inside], pafs[2 * limb + 1][inside] = unit
+    return heatmaps.astype(np.float32), pafs.astype(np.float32)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_custom_skeleton_decodes(method):
+    heatmaps, pafs = plus_maps([(8, 8), (28, 14)])
+    entries, keypoints = decode_upsampled(heatmaps, pafs, method=method, skeleton=PLUS)
+    assert entries.shape == (2, 7)  # 5 keypoint ids, score, count
+    assert sorted(entries[:, 6].tolist()) == [5, 5]
+    centres = sorted(tuple(keypoints[int(e[0]), :2]) for e in entries)
+    assert centres == [(8.0, 8.0), (28.0, 14.0)]
+    with pytest.raises(MapsError, match=r"pafs must have shape \(8, h, w\) for skeleton 'plus'"):
+        decode_upsampled(heatmaps, np.zeros((38, 24, 40), np.float32), method=method, skeleton=PLUS)

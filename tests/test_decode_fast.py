@@ -1,32 +1,34 @@
-"""The vectorised decoder (lightpose.decode_fast) returns exactly what the reference loops return."""
+"""The fast decoders (numpy: lightpose.decode.vectorised; numba: lightpose.decode.compiled) return exactly what
+the reference loops return."""
+
+import importlib.util
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lightpose.decode import (
-    CUBIC_GAIN,
-    WINDOW_RATIOS,
-    decode_maps,
-    decode_poses,
-    decode_upsampled,
-    upsample_crop,
-    upsample_maps,
-)
-from lightpose.decode_fast import neighbour_max
-from lightpose.synthetic import random_people, render_maps
+import lightpose.decode.decoder as decoder_module
+import lightpose.decode.windows as windows_module
+from lightpose.decode import decode_maps, decode_poses, decode_upsampled, upsample_maps
+from lightpose.decode.vectorised import neighbour_max
+from lightpose.decode.windows import CUBIC_GAIN, WINDOW_RATIOS, upsample_crop
+from lightpose.training.synthetic import random_people, render_maps
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
+FAST_PATHS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed"))]
+PATHS = ["numpy", "numba"] if HAS_NUMBA else ["numpy"]
 
 
 def assert_same(heatmaps, pafs):
-    """Both methods on the x4-upsampled maps give bit-identical entries and keypoints."""
+    """Every fast path on the x4-upsampled maps gives the reference's entries and keypoints, bit for bit."""
     up_heatmaps, up_pafs = upsample_maps(heatmaps, 4), upsample_maps(pafs, 4)
-    fast = decode_upsampled(up_heatmaps, up_pafs, method="fast")
     reference = decode_upsampled(up_heatmaps, up_pafs, method="reference")
-    np.testing.assert_array_equal(fast[1], reference[1])
-    np.testing.assert_array_equal(fast[0], reference[0])
+    for method in PATHS:
+        fast = decode_upsampled(up_heatmaps, up_pafs, method=method)
+        np.testing.assert_array_equal(fast[1], reference[1], err_msg=method)
+        np.testing.assert_array_equal(fast[0], reference[0], err_msg=method)
     return reference
 
 
@@ -71,39 +73,32 @@ def test_twenty_person_crowd_at_demo_size():
     assert len(entries) >= 10 and len(keypoints) >= 200
 
 
-def test_nan_maps_follow_the_reference():
-    heatmaps, pafs = crowd(3, 4)
-    heatmaps[2, 3:6, 4:9] = np.nan
-    pafs[5, 6:9, 2:6] = np.nan
-    assert_same(heatmaps, pafs)
-
-
-def test_neighbour_max_propagates_nan_and_ignores_the_border():
+def test_neighbour_max_ignores_the_border():
     maps = np.arange(12, dtype=np.float32).reshape(3, 4, 1)
     expected = np.array([[4, 5, 6, 7], [8, 9, 10, 11], [9, 10, 11, 10]], dtype=np.float32)[..., None]
     np.testing.assert_array_equal(neighbour_max(maps), expected)
-    maps[1, 1, 0] = np.nan
-    result = neighbour_max(maps)
-    assert np.isnan(result[0, 1, 0]) and np.isnan(result[1, 2, 0]) and not np.isnan(result[1, 1, 0])
 
 
-def test_contiguous_channel_first_maps_give_the_same_result():
+@pytest.mark.parametrize("method", FAST_PATHS)
+def test_contiguous_channel_first_maps_give_the_same_result(method):
     heatmaps, pafs = crowd(5, 6)
     up_heatmaps, up_pafs = upsample_maps(heatmaps, 4), upsample_maps(pafs, 4)
-    views = decode_upsampled(up_heatmaps, up_pafs)
-    copies = decode_upsampled(np.ascontiguousarray(up_heatmaps), np.ascontiguousarray(up_pafs))
+    views = decode_upsampled(up_heatmaps, up_pafs, method=method)
+    copies = decode_upsampled(np.ascontiguousarray(up_heatmaps), np.ascontiguousarray(up_pafs), method=method)
     np.testing.assert_array_equal(views[0], copies[0])
     np.testing.assert_array_equal(views[1], copies[1])
 
 
 def test_decode_poses_methods_agree_and_unknown_method_is_rejected():
     heatmaps, pafs = crowd(11, 5)
-    fast = decode_poses(heatmaps, pafs)
     reference = decode_poses(heatmaps, pafs, method="reference")
-    assert len(fast) == len(reference) > 0
-    for a, b in zip(fast, reference):
-        np.testing.assert_array_equal(a.keypoints, b.keypoints)
-        assert a.score == b.score
+    assert len(reference) > 0
+    for method in ["fast", *PATHS]:
+        fast = decode_poses(heatmaps, pafs, method=method)
+        assert len(fast) == len(reference)
+        for a, b in zip(fast, reference):
+            np.testing.assert_array_equal(a.keypoints, b.keypoints)
+            assert a.score == b.score
     with pytest.raises(ValueError, match="method must be one of"):
         decode_poses(heatmaps, pafs, method="approximate")
 
@@ -121,9 +116,10 @@ def test_windowed_upsampling_decodes_like_the_full_maps(seed, people, ratio, noi
     """decode_maps upsamples only where keypoints can be; the result equals the reference on the full maps."""
     heatmaps, pafs = crowd(seed, people, height, width, noise)
     full = decode_upsampled(upsample_maps(heatmaps, ratio), upsample_maps(pafs, ratio), method="reference")
-    windowed = decode_maps(heatmaps, pafs, ratio)
-    np.testing.assert_array_equal(windowed[1], full[1])
-    np.testing.assert_array_equal(windowed[0], full[0])
+    for method in PATHS:
+        windowed = decode_maps(heatmaps, pafs, ratio, method=method)
+        np.testing.assert_array_equal(windowed[1], full[1], err_msg=method)
+        np.testing.assert_array_equal(windowed[0], full[0], err_msg=method)
 
 
 @SETTINGS
@@ -157,50 +153,52 @@ def test_cubic_gain_bounds_upsampled_values():
         assert 1.7 < peak <= CUBIC_GAIN * 1.0001  # the bound holds and is nearly reached
 
 
-def test_decode_maps_without_peaks_and_with_nan_and_other_ratios():
+@pytest.mark.parametrize("method", FAST_PATHS)
+def test_decode_maps_without_peaks_and_at_other_ratios(method):
     zeros = np.zeros((19, 6, 8), np.float32), np.zeros((38, 6, 8), np.float32)
-    entries, keypoints = decode_maps(*zeros)
+    entries, keypoints = decode_maps(*zeros, method=method)
     assert entries.shape == (0, 20) and keypoints.shape == (0, 4)
     heatmaps, pafs = crowd(4, 3)
-    heatmaps[0, 0, 0] = np.nan  # falls back to the full maps, as the reference sees them
-    for ratio in (4, 3):
-        got = decode_maps(heatmaps, pafs, ratio)
+    for ratio in (4, 3):  # 3: no windows, everything upsampled
+        got = decode_maps(heatmaps, pafs, ratio, method=method)
         expected = decode_upsampled(upsample_maps(heatmaps, ratio), upsample_maps(pafs, ratio), method="reference")
+        assert len(expected[0]) > 0
         np.testing.assert_array_equal(got[0], expected[0])
         np.testing.assert_array_equal(got[1], expected[1])
     with pytest.raises(ValueError, match="upsample must be >= 1"):
         decode_maps(heatmaps, pafs, 0)
 
 
-def test_threads_decoding_at_once_do_not_share_scratch_arrays():
+@pytest.mark.parametrize("method", FAST_PATHS)
+def test_threads_decoding_at_once_do_not_share_scratch_arrays(method):
     from concurrent.futures import ThreadPoolExecutor
 
     scenes = [crowd(seed, 3 + seed % 4, height=24, width=40) for seed in range(8)]
-    expected = [decode_maps(*scene) for scene in scenes]
+    expected = [decode_maps(*scene, method=method) for scene in scenes]
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda scene: decode_maps(*scene), scenes * 4))
+        results = list(pool.map(lambda scene: decode_maps(*scene, method=method), scenes * 4))
     for got, want in zip(results, expected * 4):
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
 
 
-def test_window_check_notices_any_difference_and_the_fallback_is_exact(monkeypatch):
-    import lightpose.decode as decode_module
-
-    assert decode_module.windows_are_exact(4) and decode_module.windows_are_exact(8)
-    real_crop = decode_module.upsample_crop
+@pytest.mark.parametrize("method", FAST_PATHS)
+def test_window_check_notices_any_difference_and_the_fallback_is_exact(monkeypatch, method):
+    assert windows_module.windows_are_exact(4) and windows_module.windows_are_exact(8)
+    real_crop = windows_module.upsample_crop
 
     def crop_one_ulp_off(*args, **kwargs):
         crop, origin = real_crop(*args, **kwargs)
         np.nextafter(crop, np.float32(np.inf), out=crop)
         return crop, origin
 
-    monkeypatch.setattr(decode_module, "upsample_crop", crop_one_ulp_off)
-    assert not decode_module.windows_are_exact.__wrapped__(4)  # a last-bit difference is noticed
-    monkeypatch.setattr(decode_module, "upsample_crop", real_crop)
+    monkeypatch.setattr(windows_module, "upsample_crop", crop_one_ulp_off)
+    assert not windows_module.windows_are_exact.__wrapped__(4)  # a last-bit difference is noticed
+    monkeypatch.setattr(windows_module, "upsample_crop", real_crop)
     heatmaps, pafs = crowd(8, 5)
-    monkeypatch.setattr(decode_module, "windows_are_exact", lambda ratio: False)  # the full-map fallback
+    monkeypatch.setattr(decoder_module, "windows_are_exact", lambda ratio: False)  # the full-map fallback
     expected = decode_upsampled(upsample_maps(heatmaps, 4), upsample_maps(pafs, 4), method="reference")
-    got = decode_maps(heatmaps, pafs, 4)
+    got = decode_maps(heatmaps, pafs, 4, method=method)
+    assert len(expected[0]) > 0
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])

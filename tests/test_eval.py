@@ -25,7 +25,13 @@ from lightpose.training.evaluate import (
     score_detections,
 )
 from lightpose.training.flip import mirror_maps, paf_flip_permutation
-from render_maps import coco_dataset, coco_to_internal, make_person, mirror_people, render_maps
+from lightpose.training.synthetic import (
+    coco_dataset,
+    coco_to_internal,
+    make_person,
+    mirror_people,
+)
+from lightpose.training.synthetic import render_ideal_maps as render_maps
 
 pytest.importorskip("pycocotools")
 
