@@ -9,6 +9,7 @@ Importing this module needs numba; `lightpose.decode` falls back to the numpy pa
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import cv2
 import numba
@@ -19,7 +20,7 @@ from lightpose.decode.vectorised import LimbTables, filter_entries, limb_tables
 from lightpose.decode.windows import CUBIC_GAIN, hot_window, upsample_crop, upsample_window
 from lightpose.skeleton import OPENPOSE_COCO, Skeleton
 
-_jit = functools.partial(numba.njit, cache=True, nogil=True)
+_jit: Any = functools.partial(numba.njit, cache=True, nogil=True)  # numba's own stubs do not fit decorators
 
 
 def tap_bounds(maps: np.ndarray) -> np.ndarray:
@@ -32,7 +33,7 @@ def tap_bounds(maps: np.ndarray) -> np.ndarray:
 
 
 @_jit
-def _grow(buffer, size):  # type: ignore[no-untyped-def]
+def _grow(buffer, size):
     if size < len(buffer):
         return buffer
     bigger = np.empty((2 * len(buffer),) + buffer.shape[1:], dtype=buffer.dtype)
@@ -41,9 +42,7 @@ def _grow(buffer, size):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _find_peaks(  # type: ignore[no-untyped-def]
-    heatmaps, num_keypoints, threshold, distance, origin_x, origin_y, bounds, min_bound, ratio
-):
+def _find_peaks(heatmaps, num_keypoints, threshold, distance, origin_x, origin_y, bounds, min_bound, ratio):
     """Kept peaks of (H, W, >= K) float32 heatmaps (any strides): float64 (N, 4) x, y, score, id by type, then x,
     then y; counts (K,). A peak is >= threshold and strictly greater than its in-map 4 neighbours; a peak strictly
     closer than `distance` to an earlier kept peak of its type is dropped. With ratio > 0 the maps are upsampled by
@@ -103,7 +102,7 @@ def _find_peaks(  # type: ignore[no-untyped-def]
 
 
 @_jit(inline="always")
-def _pairwise_sum(values, n, r):  # type: ignore[no-untyped-def]
+def _pairwise_sum(values, n, r):
     """numpy's float32 add.reduce of values[:n] (pairwise summation in blocks of 8, n <= 128); r: 8 floats of
     scratch."""
     if n < 8:
@@ -125,7 +124,7 @@ def _pairwise_sum(values, n, r):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _score_limbs(  # type: ignore[no-untyped-def]
+def _score_limbs(
     keypoints,
     counts,
     limb_a,
@@ -201,7 +200,7 @@ def _score_limbs(  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _assemble(rows, scores, order, bounds, keypoints, limb_a, limb_b, redundant, num_keypoints):  # type: ignore[no-untyped-def]
+def _assemble(rows, scores, order, bounds, keypoints, limb_a, limb_b, redundant, num_keypoints):
     """The reference's greedy matching (pairs of each limb taken in `order`, both ends unused) and limb-by-limb
     pose assembly; returns the entries float64 (P, K + 2) before the final filter."""
     size, score_col, count_col = num_keypoints + 2, num_keypoints, num_keypoints + 1

@@ -154,7 +154,7 @@ def mirror_people(people: np.ndarray, width: int) -> np.ndarray:
 
 def coco_dataset(images: list[tuple[int, str, int, int, np.ndarray]]) -> dict:
     """COCO keypoints annotations for [(image_id, file_name, height, width, people (P, 18, 2))]."""
-    annotations = []
+    annotations: list[dict[str, object]] = []
     for image_id, _, _, _, people in images:
         for person, keypoints in zip(people, internal_to_coco(people)):
             x0, y0 = np.nanmin(person, axis=0) - 10
