@@ -238,12 +238,7 @@ class Trainer:
             if missing and self.runtime.is_main:
                 logger.warning("%s: %s", source, checkpoints.describe_missing(missing))
         elif checkpoint is not None:
-            missing = [k for k in RESUME_KEYS if k not in checkpoint]
-            if missing:
-                raise CheckpointError(
-                    f"{source} has no training state ({', '.join(missing)} missing): to start from its weights, "
-                    "add --weights-only"
-                )
+            checkpoints.check_resumable(checkpoint, source, RESUME_KEYS)
             load_reference_state(self.module, checkpoint, source)
 
         if config.sync_bn:
