@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lightpose.skeleton import STRIDE
-from lightpose.synthetic import render_maps, stick_figure
+from lightpose.training.synthetic import render_maps, stick_figure
 
 
 class RenderedBackend:

@@ -229,8 +229,8 @@ def test_stale_temporary_files_are_removed_live_ones_kept(
     out = tmp_path / "out"
     out.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = [out / f".clip.mp4.{_HOST}.{dead.stdout.strip()}.abc123.mp4.tmp.mp4", out / f".x.json.{_HOST}.1.q.tmp"]
-    stale[1] = out / f".x.json.{_HOST}.{dead.stdout.strip()}.q1.tmp"
+    pid = dead.stdout.strip()
+    stale = [out / f".clip.mp4.{_HOST}.{pid}.abc123.tmp.mp4", out / f".x.json.{_HOST}.{pid}.q1.tmp"]
     live = out / f".y.json.{_HOST}.{os.getpid()}.q2.tmp"
     for path in [*stale, live]:
         path.write_text("partial")

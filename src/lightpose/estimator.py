@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Union, overload
+from typing import Any, NamedTuple, Union, overload
 
 import numpy as np
 import torch
@@ -100,11 +100,11 @@ class PoseEstimator:
         from lightpose.weights import load_model
 
         height = check_height(height)
-        if isinstance(name_or_path_or_url, (str, os.PathLike)) and not is_url(name_or_path_or_url):
-            if Path(name_or_path_or_url).suffix.lower() in EXPORTED_SUFFIXES:
-                chosen = None if backend in ("auto", "torch") else backend
-                runtime = open_exported(name_or_path_or_url, device=device, precision=precision, backend=chosen)
-                return cls(runtime, height=height)
+        exported = isinstance(name_or_path_or_url, (str, os.PathLike)) and not is_url(name_or_path_or_url)
+        if exported and Path(name_or_path_or_url).suffix.lower() in EXPORTED_SUFFIXES:  # type: ignore[arg-type]
+            chosen = None if backend in ("auto", "torch") else backend
+            runtime = open_exported(name_or_path_or_url, device=device, precision=precision, backend=chosen)  # type: ignore[arg-type]
+            return cls(runtime, height=height)
         model, _ = load_model(
             name_or_path_or_url, cache_dir=cache_dir, local_files_only=local_files_only, progress=progress
         )
@@ -161,7 +161,9 @@ class PoseEstimator:
     # -- the public calls ---------------------------------------------------------------------------------------
 
     @overload
-    def __call__(self, images: ImageInput, *, batch_size: int = ..., conf: float = ..., min_keypoints: int = ...) -> PoseResult: ...  # type: ignore[overload-overlap]  # noqa: E501
+    def __call__(
+        self, images: ImageInput, *, batch_size: int = ..., conf: float = ..., min_keypoints: int = ...
+    ) -> PoseResult: ...  # type: ignore[overload-overlap]  # noqa: E501
 
     @overload
     def __call__(
@@ -215,6 +217,7 @@ class PoseEstimator:
         conf: float = 0.0,
         min_keypoints: int = 0,
         recursive: bool = False,
+        on_error: Callable[[str, Exception], None] | None = None,
     ) -> Iterator[PoseResult]:
         """One PoseResult per frame of a camera index, video file, stream URL, image (file or URL), folder, glob
         pattern, list of images, or `lightpose.sources.FrameSource`: THE pipeline every consumer uses.
@@ -222,7 +225,8 @@ class PoseEstimator:
         Reading and preparing the next frames, the network, and decoding run as overlapping stages. `track`
         (default: on for videos and streams, off for images) gives poses stable ids; `smooth` (default: on when
         tracking) One-Euro smooths tracked keypoints. `batch_size` frames of the same size share a forward pass;
-        `workers` > 0 reads and prepares images in that many DataLoader worker processes.
+        `workers` > 0 reads and prepares images in that many DataLoader worker processes. An image that cannot be
+        read (missing, corrupt, not an image) raises, or with `on_error` is skipped after `on_error(name, error)`.
         """
         _check_filters(batch_size, conf, min_keypoints)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
@@ -234,45 +238,75 @@ class PoseEstimator:
             frames.close()
             raise ValueError("smoothing follows pose ids: pass track=True, or smooth=False")
         tracker = PoseTracker(smooth=smooth is not False) if track else None
-        return self._stream(frames, tracker, batch_size, workers, conf, min_keypoints)
+        return self._stream(frames, tracker, batch_size, workers, conf, min_keypoints, on_error)
 
     def _stream(
         self, frames: FrameSource, tracker: PoseTracker | None, batch_size: int, workers: int, conf: float,
-        min_keypoints: int,
+        min_keypoints: int, on_error: Callable[[str, Exception], None] | None,
     ) -> Iterator[PoseResult]:  # fmt: skip
         try:
-            prepared = self._prepared(frames, workers)
-            yield from pipeline.run(prepared, self._infer, self._finisher(tracker, conf, min_keypoints),
-                                    batch_size=batch_size)
+            prepared = self._prepared(frames, workers, on_error)
+            yield from pipeline.run(
+                prepared, self._infer, self._finisher(tracker, conf, min_keypoints), batch_size=batch_size
+            )
         finally:
             frames.close()
 
-    def _prepared(self, frames: FrameSource, workers: int) -> Iterable[Prepared]:
-        if workers == 0 or not isinstance(frames, ImageSource):
+    def _prepared(
+        self, frames: FrameSource, workers: int, on_error: Callable[[str, Exception], None] | None
+    ) -> Iterable[Prepared]:
+        if not isinstance(frames, ImageSource):
             return (self.prepare(frame) for frame in frames)
+        images = _PreparedImages(frames.items, self.height, catch=on_error is not None)
+        if workers == 0:
+            return _skip_unreadable((images[i] for i in range(len(images))), on_error)
         from torch.utils.data import DataLoader
 
-        dataset = _PreparedImages(frames.items, self.height)
-        return DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_identity)  # type: ignore[arg-type]
+        loader = DataLoader(images, batch_size=None, num_workers=workers, collate_fn=_identity)  # type: ignore[arg-type]
+        return _skip_unreadable(loader, on_error)
+
+
+class _Unreadable(NamedTuple):
+    name: str
+    error: Exception
 
 
 class _PreparedImages(torch.utils.data.Dataset):
-    """Image items read and prepared in DataLoader workers."""
+    """Image items read and prepared (in DataLoader workers when there are any); with `catch`, an unreadable
+    image gives an `_Unreadable` record instead of raising."""
 
-    def __init__(self, items: list[Any], height: int) -> None:
-        self.items, self.height = items, height
+    def __init__(self, items: list[Any], height: int, *, catch: bool) -> None:
+        self.items, self.height, self.catch = items, height, catch
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> Prepared:
+    def __getitem__(self, index: int) -> Prepared | _Unreadable:
         start = time.perf_counter()
-        frame = load_frame(index, self.items[index])
+        item = self.items[index]
+        try:
+            frame = load_frame(index, item)
+        except (OSError, ValueError) as error:
+            if not self.catch:
+                raise
+            return _Unreadable("array" if isinstance(item, np.ndarray) else str(item), error)
         inputs, transform = prepare_input(frame.image, self.height)
         return Prepared(frame, inputs, transform, (time.perf_counter() - start) * 1e3)
 
 
-def _identity(item: Prepared) -> Prepared:
+def _skip_unreadable(
+    items: Iterable[Prepared | _Unreadable], on_error: Callable[[str, Exception], None] | None
+) -> Iterator[Prepared]:
+    for item in items:
+        if isinstance(item, _Unreadable):
+            if on_error is None:
+                raise item.error
+            on_error(item.name, item.error)
+        else:
+            yield item
+
+
+def _identity(item: Prepared | _Unreadable) -> Prepared | _Unreadable:
     return item
 
 

@@ -1,6 +1,7 @@
 """Reading images, listing image inputs, and the one atomic writer every output goes through.
 
-`atomic_path` / `atomic_write` write to a hidden temporary file beside the target (`.<name>.<host>.<pid>.<rand>.tmp`)
+`atomic_path` / `atomic_write` write to a hidden temporary file beside the target
+(`.<name>.<host>.<pid>.<rand>.tmp`, plus the target's suffix where a writer needs it, e.g. `.tmp.mp4`)
 and rename it into place on success: a crash or kill never leaves a half-written target, the previous target is
 kept on failure, and the file gets the usual permissions (0666 minus the umask). Temporary files of processes that
 no longer run are removed by `clean_stale_temps` on the next write to the same folder.
@@ -32,7 +33,9 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
 URL_SCHEMES = ("http://", "https://", "rtsp://", "rtmp://", "udp://", "tcp://")
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
-_TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
+_TEMP_PATTERN = re.compile(
+    r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp(\.[A-Za-z0-9]+)?$"
+)
 
 
 def is_url(value: object) -> bool:
@@ -118,9 +121,13 @@ def list_images(paths: Sequence[str | os.PathLike], *, recursive: bool = False) 
             continue
         path = Path(text)
         if path.is_dir():
-            found = sorted(p for p in (path.rglob("*") if recursive else path.iterdir()) if p.is_file() and is_image_file(p))
+            found = sorted(
+                p for p in (path.rglob("*") if recursive else path.iterdir()) if p.is_file() and is_image_file(p)
+            )
             if not found:
-                raise ValueError(f"no image files ({known}) in folder {path}" + ("" if recursive else " (--recursive?)"))
+                raise ValueError(
+                    f"no image files ({known}) in folder {path}" + ("" if recursive else " (--recursive?)")
+                )
             files.extend(found)
         elif not path.exists():
             raise FileNotFoundError(f"image file or folder not found: {path}: check the path")
@@ -177,7 +184,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {target.parent}: create it first")
     clean_stale_temps(target.parent)
-    fd, name = tempfile.mkstemp(prefix=_temp_name(target), suffix=f"{suffix}.tmp" if suffix else ".tmp", dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=_temp_name(target), suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
     temp = Path(name)
     try:
@@ -189,8 +196,9 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
             temp.unlink()
         if _is_disk_full(exc, target.parent):
             raise DiskFullError(
-                errno.ENOSPC, f"no space left on the device writing {target} (the previous file, if any, is kept): "
-                "free some space and retry"
+                errno.ENOSPC,
+                f"no space left on the device writing {target} (the previous file, if any, is kept): "
+                "free some space and retry",
             ) from exc
         raise
 

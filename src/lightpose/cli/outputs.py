@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -17,14 +15,11 @@ import cv2
 import numpy as np
 
 from lightpose.errors import UsageError
-from lightpose.io import _HOST, _pid_alive, atomic_path, atomic_write, clean_stale_temps
+from lightpose.io import atomic_path, atomic_write, clean_stale_temps
 from lightpose.pose import PoseResult
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 DEFAULT_FPS = 15.0
-# atomic_path's temp names, also with a format suffix (`.<name>.<host>.<pid>.<rand>.mp4.tmp`, and the `.tmp.mp4`
-# videos are written to): io's own pattern misses both (reported; see clean_stale)
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+(\.\w+)?\.tmp(\.\w+)?$")
 
 
 class Sink(Protocol):
@@ -72,33 +67,8 @@ def check_not_inputs(outputs: Sequence[Path], inputs: Sequence[Path], option: st
 
 
 def clean_stale(folder: Path) -> int:
-    """Remove files killed writers left in `folder` (see `lightpose.io.clean_stale_temps`), videos included."""
-    removed = len(clean_stale_temps(folder))
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            match = _TEMP.match(entry.name)
-            if match is not None and match["host"] == _HOST and not _pid_alive(int(match["pid"])):
-                with contextlib.suppress(OSError):
-                    os.remove(entry.path)
-                    removed += 1
-    return removed
-
-
-@contextlib.contextmanager
-def atomic_video_path(target: Path) -> Iterator[Path]:
-    """A temporary path ending in the target's suffix (OpenCV picks the container from it), renamed to `target`
-    on exit (`atomic_path` semantics)."""
-    with atomic_path(target, suffix=target.suffix) as temp:
-        if temp.suffix == target.suffix:
-            yield temp
-            return
-        video = temp.with_name(temp.name + target.suffix)  # atomic_path's name ends in .tmp (see clean_stale)
-        try:
-            yield video
-            os.replace(video, temp)
-        finally:
-            with contextlib.suppress(OSError):
-                video.unlink()
+    """Remove files killed writers left in `folder` (see `lightpose.io.clean_stale_temps`); returns how many."""
+    return len(clean_stale_temps(folder))
 
 
 def encode_image(image: np.ndarray, suffix: str) -> bytes:
@@ -167,7 +137,7 @@ class StreamOutputs:
     def _write_frame(self, path: Path, image: np.ndarray) -> None:
         if self._writer is None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self._stack.enter_context(atomic_video_path(path))
+            temp = self._stack.enter_context(atomic_path(path, suffix=path.suffix))
             height, width = image.shape[:2]
             fourcc = cv2.VideoWriter.fourcc(*VIDEO_FOURCC[path.suffix.lower()])
             self._writer = cv2.VideoWriter(str(temp), fourcc, self.fps, (width, height))

@@ -33,7 +33,7 @@ from lightpose.cli.outputs import (
 from lightpose.cli.view import LiveView, StopOnSignal, window_unavailable_reason
 from lightpose.errors import SourceError, UsageError
 from lightpose.estimator import PoseEstimator
-from lightpose.io import check_output_path, read_image
+from lightpose.io import check_output_path
 from lightpose.pose import PoseResult
 from lightpose.sources import VideoSource
 
@@ -41,7 +41,6 @@ logger = logging.getLogger("lightpose.cli")
 LOG_EVERY_S = 5.0
 STAGES = ("preprocess", "network", "decode", "tracking")
 EXIT_FAILED_INPUTS = 1
-_READ_ERRORS = (ValueError, FileNotFoundError, SourceError)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -334,45 +333,24 @@ class Runner:
         logger.info("%s: read %d frames%s", item.name, source.frames_read, announced)
 
     def run_images(self, items: Sequence[Input], progress: Progress) -> None:
-        for item, outcome in self.image_results(items):
-            if isinstance(outcome, Exception):
-                logger.warning("%s: skipped, could not be read: %s", item.name, outcome)
-                self.totals.failed += 1
-                continue
-            sink = self.plan.sink_for(item, None)
-            try:
-                self.handle(item, sink, outcome, progress)
-            finally:
-                sink.close()
-            self.totals.done += 1
-            if self.stopped:
-                return
+        by_name = {str(item.spec): item for item in items}
 
-    def image_results(self, items: Sequence[Input]) -> Iterator[tuple[Input, PoseResult | Exception]]:
-        """(input, result) in order; an image that cannot be read gives (input, the error) and the stream goes on
-        from the next image."""
-        start = 0
-        options = {**self.stream_options("image"), "workers": self.args.workers}
-        while start < len(items):
-            done = start
-            try:
-                with _closing(self.est.stream([str(i.spec) for i in items[start:]], **options)) as results:
-                    for result in results:
-                        yield items[done], result
-                        done += 1
-                        if self.stopped:
-                            return
-                return
-            except _READ_ERRORS as error:
-                try:  # which image failed: the next one, unless a batch lost a read-ahead image
-                    read_image(str(items[done].spec))
-                except _READ_ERRORS as read_error:
-                    yield items[done], read_error
-                    start = done + 1
-                    continue
-                if done == start:
-                    raise error from None
-                start = done
+        def unreadable(name: str, error: Exception) -> None:
+            logger.warning("%s: skipped, could not be read: %s", by_name[name].name if name in by_name else name, error)
+            self.totals.failed += 1
+
+        options = {**self.stream_options("image"), "workers": self.args.workers, "on_error": unreadable}
+        with _closing(self.est.stream(list(by_name), **options)) as results:
+            for result in results:
+                item = by_name[str(result.source)]
+                sink = self.plan.sink_for(item, None)
+                try:
+                    self.handle(item, sink, result, progress)
+                finally:
+                    sink.close()
+                self.totals.done += 1
+                if self.stopped:
+                    return
 
 
 @contextlib.contextmanager
