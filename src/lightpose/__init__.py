@@ -1,7 +1,6 @@
 """lightpose: real-time 2D multi-person pose estimation (Lightweight OpenPose)."""
 
 from lightpose import weights  # lightpose.weights.list_weights() works after `import lightpose`
-from lightpose.decode import decode_poses
 from lightpose.draw import draw_poses
 from lightpose.errors import LightposeError
 from lightpose.estimator import PoseEstimator
@@ -21,7 +20,6 @@ __all__ = [
     "PoseResult",
     "Skeleton",
     "__version__",
-    "decode_poses",
     "draw_poses",
     "weights",
 ]

@@ -128,12 +128,20 @@ class PoseEstimator:
         per_image = (time.perf_counter() - start) * 1e3 / len(batch)
         return [Inferred(item, heatmaps[i], pafs[i], per_image) for i, item in enumerate(batch)]
 
+    def infer_maps(self, image: ImageInput) -> tuple[np.ndarray, np.ndarray, InputTransform]:
+        """One image's last-stage maps: heatmaps (K + 1, h, w) and PAFs (2 L, h, w) float32 at stride 8 of the
+        network input, and the InputTransform back to image pixels (for `decode`)."""
+        frame = load_frame(0, check_image(image) if isinstance(image, np.ndarray) else image)
+        inferred = self._infer([self.prepare(frame)])[0]
+        return inferred.heatmaps, inferred.pafs, inferred.prepared.transform
+
     def decode(self, heatmaps: np.ndarray, pafs: np.ndarray, transform: InputTransform) -> list[Pose]:
-        """Poses in image pixels from one image's stride-8 heatmaps (C, h, w) and PAFs (2L, h, w)."""
-        entries, keypoints = decode_maps(heatmaps, pafs, self.upsample)
+        """Poses in image pixels from one image's stride-8 heatmaps (K + 1, h, w) and PAFs (2 L, h, w)
+        (`infer_maps`), decoded reference-exactly with this estimator's skeleton."""
+        entries, keypoints = decode_maps(heatmaps, pafs, self.upsample, skeleton=self.skeleton)
         keypoints = keypoints.copy()
         keypoints[:, :2] = transform.to_image(keypoints[:, :2] * STRIDE / self.upsample)
-        return entries_to_poses(entries, keypoints)
+        return entries_to_poses(entries, keypoints, skeleton=self.skeleton)
 
     def _finisher(self, tracker: PoseTracker | None, conf: float, min_keypoints: int) -> Any:
         def finish(inferred: Inferred) -> PoseResult:
