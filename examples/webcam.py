@@ -10,7 +10,6 @@ import argparse
 import time
 
 import lightpose
-from lightpose.serve import LiveServer
 
 
 def main() -> None:
@@ -21,7 +20,7 @@ def main() -> None:
     args = parser.parse_args()
 
     est = lightpose.PoseEstimator.from_pretrained(args.checkpoint)
-    with LiveServer("127.0.0.1", args.port) as server:
+    with lightpose.LiveServer("127.0.0.1", args.port) as server:
         print(f"open {server.url}")
         last = time.perf_counter()
         try:
