@@ -32,12 +32,13 @@ class QuantizeOptions:
 
     preset: "mixed" (symmetric weights, asymmetric activations: fits the ELU/residual outputs that are not
     non-negative) or "performance" (all symmetric). keep_edges_float: leave the first convolution and the last
-    convolution of each output head in floating point. bias_correction: "fast" or "full" (slower, per-layer).
+    convolution of each output head in floating point (default; the best agreement for the same speed in
+    benchmarks/bench.py). bias_correction: "fast" or "full" (slower, per-layer).
     subset_size: calibration inputs used (at most the number given).
     """
 
     preset: str = "mixed"
-    keep_edges_float: bool = False
+    keep_edges_float: bool = True
     bias_correction: str = "fast"
     subset_size: int = 300
 
@@ -143,17 +144,22 @@ def quantize_with_accuracy_control(
     metric: Callable[[Any, list[int]], float],
     *,
     max_drop: float = 0.02,
+    max_iterations: int = 8,
     options: QuantizeOptions | None = None,
     export_size: tuple[int, int] = (256, 456),
 ) -> Any:
-    """Like `quantize`, then NNCF returns the most harmful layers to float until the metric drops by at most
-    `max_drop` from the float model's. `metric(compiled_model, indices)` scores a compiled model on the
-    validation inputs `validation[i] for i in indices` (higher is better, e.g. mean OKS to fp32 poses)."""
+    """Like `quantize`, then NNCF returns the most harmful layers to float (a group per iteration, at most
+    `max_iterations`) until the metric drops by at most `max_drop` from the float model's.
+    `metric(compiled_model, indices)` scores a compiled model on the validation inputs `validation[i] for i in
+    indices` (higher is better, e.g. mean OKS to fp32 poses)."""
     nncf = _nncf()
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
     options = options or QuantizeOptions()
     if not calibration or not validation:
         raise ValueError("quantization with accuracy control needs calibration and validation inputs")
     ov_model = _float_model(model, *export_size)
+    ignored = nncf.IgnoredScope(names=edge_convolutions(ov_model)) if options.keep_edges_float else None
 
     def validate(compiled: Any, indices: Iterable[int]) -> float:
         return metric(compiled, list(indices))
@@ -168,6 +174,8 @@ def quantize_with_accuracy_control(
         preset=nncf.QuantizationPreset(options.preset),
         subset_size=min(options.subset_size, len(calibration)),
         fast_bias_correction=options.bias_correction == "fast",
+        ignored_scope=ignored,
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=max_iterations),
     )
 
 
