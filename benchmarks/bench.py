@@ -227,8 +227,8 @@ def input_preparation(frame: np.ndarray, repeat: int) -> None:
 
 
 def torch_compile_row(model: LightweightOpenPose, frame: np.ndarray, repeat: int) -> None:
-    inputs = torch.from_numpy(prepare_input(frame, 256)[0][None])
-    eager = TorchBackend(model, "cpu", fold_bn=True).model
+    inputs = torch.from_numpy(prepare_input(frame, 256)[0][None]).contiguous(memory_format=torch.channels_last)
+    eager = TorchBackend(model, "cpu", fold_bn=True, channels_last=True).model
     start = time.perf_counter()
     compiled = torch.compile(eager)
     with torch.inference_mode():
@@ -237,7 +237,7 @@ def torch_compile_row(model: LightweightOpenPose, frame: np.ndarray, repeat: int
         eager_ms = time_ms(lambda: eager(inputs), repeat)
         compiled_ms = time_ms(lambda: compiled(inputs), repeat)
         worst = max(float((a - b).abs().max()) for a, b in zip(eager(inputs)[-2:], compiled(inputs)[-2:]))
-    print("| torch fp32 BN-folded | network ms |")
+    print("| torch fp32 BN-folded channels_last | network ms |")
     print("|---|---|")
     print(f"| eager | {eager_ms:.1f} |")
     print(f"| torch.compile (inductor; {compile_s:.0f} s to compile; max abs diff {worst:.1e}) | {compiled_ms:.1f} |\n")

@@ -119,7 +119,7 @@ def test_auto_is_openvino_on_cpu_else_folded_torch(model, data, expected, monkey
     assert differences(auto(data), expected)[0] <= FP32_TOL
     monkeypatch.setattr(backends_module, "openvino_installed", lambda: False)
     fallback = make_backend(model, "auto", device="cpu")
-    assert fallback.name == "torch" and fallback.description == "torch fp32, BN folded (cpu)"
+    assert fallback.name == "torch" and fallback.description == "torch fp32, BN folded, channels_last (cpu)"
     assert differences(fallback(data), expected)[0] <= FP32_TOL
     exact = make_backend(model, "torch", device="cpu")  # bit-exact reference path: one argument away
     assert exact.description == "torch fp32 (cpu)"
