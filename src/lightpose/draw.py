@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from lightpose.pose import Pose
 from lightpose.skeleton import BBOX_COLOR, ID_COLOR
+
+if TYPE_CHECKING:
+    from lightpose.pose import Pose
 
 Color = tuple[int, int, int]
 

@@ -26,7 +26,7 @@ Result = tuple[np.ndarray, np.ndarray]
 def compiled_module() -> ModuleType | None:
     """`lightpose.decode.compiled` when numba imports, else None."""
     try:
-        from lightpose.decode import compiled
+        import lightpose.decode.compiled as compiled
     except ImportError:
         return None
     return compiled
