@@ -70,7 +70,6 @@ def test_split_folder_holds_out_every_fourth_image(tmp_path):
     assert len(calibration) == 6 and not set(calibration) & set(validation)
 
 
-@pytest.mark.slow
 def test_cli_quantizes_the_fixture_model_and_reports_agreement(tmp_path, capsys):
     pytest.importorskip("nncf", reason="needs NNCF: pip install 'lightpose[openvino]'")
     from lightpose.backends import open_exported
