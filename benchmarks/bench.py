@@ -2,7 +2,7 @@
 
 Not a test. Run from the repository root (a few minutes on 2 cores):
 
-    .venv/bin/python benchmarks/bench.py [--repeat 15] [--threads N] [--stat median|min] [--compile]
+    .venv/bin/python benchmarks/bench.py [--repeat 15] [--threads N] [--stat median|min] [--compile] [--int8-variants]
 
 Prints markdown tables: the machine, the fp32 matmul roofline beside the network's achieved GFLOP/s; end to end
 on a 1280x720 photo (network input 456x256) with the trained fixture model's real maps, per backend and precision
@@ -243,6 +243,42 @@ def torch_compile_row(model: LightweightOpenPose, frame: np.ndarray, repeat: int
     print(f"| torch.compile (inductor; {compile_s:.0f} s to compile; max abs diff {worst:.1e}) | {compiled_ms:.1f} |\n")
 
 
+def int8_variants(model: LightweightOpenPose, frame: np.ndarray, held_out: list[Path], repeat: int) -> None:
+    """What NNCF offers, each on the fixture model: quantize time, network ms, agreement on the held-out photos."""
+    from lightpose.quantize import QuantizeOptions, ValidationSet, calibration_inputs, quantize
+
+    calibration = calibration_inputs([p for p in list_images([PEOPLE]) if p not in held_out])
+    validation = ValidationSet(model, held_out)
+    inputs = prepare_input(frame, 256)[0][None]
+    variants = [
+        ("mixed, fast bias correction, all layers int8", QuantizeOptions(keep_edges_float=False)),
+        ("performance preset, all layers int8", QuantizeOptions(preset="performance", keep_edges_float=False)),
+        (
+            "mixed, full bias correction, all layers int8",
+            QuantizeOptions(keep_edges_float=False, bias_correction="full"),
+        ),
+        ("mixed, first conv and head outputs float (default)", QuantizeOptions()),
+        ("performance preset, first conv and head outputs float", QuantizeOptions(preset="performance")),
+    ]
+    bf16 = OpenVINOBackend(model, precision="bf16" if cpu_supports_bf16() else "fp32")
+    bf16_ms = time_ms(lambda: bf16(inputs), repeat)
+    print(f"Calibrated on {len(calibration)} photos; agreement with torch fp32 on the {len(held_out)} held-out ones.")
+    print(f"OpenVINO {bf16.precision} network in the same run: {bf16_ms:.1f} ms.\n")
+    print("| variant | quantize s | network ms | vs bf16 | mean OKS | OKS >= 0.9 | matched / fp32 poses | same count |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, options in variants:
+        start = time.perf_counter()
+        backend = OpenVINOBackend(quantize(model, calibration, options))
+        seconds = time.perf_counter() - start
+        net_ms = time_ms(lambda backend=backend: backend(inputs), repeat)
+        a = validation.compare(backend)
+        print(
+            f"| {label} | {seconds:.0f} | {net_ms:.1f} | {net_ms / bf16_ms:.2f}x | {a.mean_oks:.3f} | "
+            f"{a.share_good:.0%} | {a.matched} / {a.reference_poses} | {a.same_count}/{a.images} |"
+        )
+    print()
+
+
 def agreement_table(backends: list[tuple[str, Backend]], held_out: list[Path]) -> None:
     """Mean OKS etc. of each backend's poses to torch fp32 poses on the shared photos (fixture model)."""
     paths = list_images([PEOPLE])
@@ -279,6 +315,7 @@ def main() -> None:
         "--stat", choices=tuple(STATISTICS), default="median", help="median (default) or min: best, for busy machines"
     )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to compile)")
+    parser.add_argument("--int8-variants", action="store_true", help="also compare NNCF options (a minute)")
     args = parser.parse_args()
     global statistic
     statistic = STATISTICS[args.stat]
@@ -313,6 +350,10 @@ def main() -> None:
 
     print("## Input preparation\n")
     input_preparation(frame, repeat)
+
+    if args.int8_variants:
+        print("## INT8 variants: what NNCF offers, fixture model\n")
+        int8_variants(fixture, frame, held_out, repeat)
 
     if args.compile:
         print("## torch.compile on CPU\n")
