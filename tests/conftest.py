@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,17 @@ from lightpose.model import LightweightOpenPose
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _reset_lightpose_logging() -> Iterator[None]:
+    """CLI calls in this process configure the "lightpose" logger; give every test the default again."""
+    yield
+    logger = logging.getLogger("lightpose")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 def shared_root() -> Path:
@@ -82,8 +95,7 @@ def people_estimator(fixture_checkpoint: Path):  # noqa: ANN201 (PoseEstimator)
 def rendered_estimator():  # noqa: ANN201 (PoseEstimator)
     """A PoseEstimator whose backend returns maps rendered from two known walking people (no ../shared needed):
     `est._runtime.people(t)` gives their keypoints in network-input pixels at call t."""
-    from rendered_backend import RenderedBackend
-
     from lightpose import PoseEstimator
+    from rendered_backend import RenderedBackend
 
     return PoseEstimator(RenderedBackend(), height=128)

@@ -95,6 +95,18 @@ PROG_PREFIX = ["lightpose"]  # the program name log lines start with; set by con
 _HANDLER: list[logging.Handler] = []
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a message is logged (not the stream at configuration time)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(prog: str, *, quiet: bool = False, verbose: bool = False) -> None:
     """Log lightpose's messages to stderr as "prog: message" at INFO (-q: WARNING, -v: DEBUG); repeated calls
     replace the handler."""
@@ -103,7 +115,7 @@ def configure_logging(prog: str, *, quiet: bool = False, verbose: bool = False) 
     for handler in _HANDLER:
         logger.removeHandler(handler)
     _HANDLER.clear()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_Formatter())
     logger.addHandler(handler)
     _HANDLER.append(handler)
