@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from lightpose.errors import CheckpointError, UnsafeCheckpointError
+from lightpose.skeleton import OPENPOSE_COCO, Skeleton
 
 __all__ = [
     "TRAINING_STATE_GLOBALS",
@@ -39,6 +40,7 @@ __all__ = [
     "looks_like_html",
     "looks_like_mobilenet",
     "read_checkpoint",
+    "stored_skeleton",
 ]
 
 # What genuine train.py checkpoints hold beyond torch's weights_only allow-list: MultiStepLR keeps its
@@ -342,6 +344,22 @@ def fit_state_dict(
         kept=[k for k in wanted if k not in state and not k.endswith("num_batches_tracked")],
         ignored=[k for k in state if k not in target],
     )
+
+
+def stored_skeleton(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> Skeleton:
+    """The skeleton a checkpoint stores as plain data under `skeleton` (`Skeleton.to_dict()`, written by
+    `lightpose train`); the published layout when it stores none (the published checkpoint, the reference's
+    train.py, a bare state dict). CheckpointError when the stored data is not a valid skeleton."""
+    data = checkpoint.get("skeleton")
+    if data is None:
+        return OPENPOSE_COCO
+    try:
+        return Skeleton.from_dict(data)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(
+            f"{source} stores a skeleton lightpose cannot rebuild ({error}): the file is damaged or was edited; "
+            "use the checkpoint as training wrote it"
+        ) from error
 
 
 def _describe(model: nn.Module) -> str:

@@ -161,8 +161,10 @@ class Skeleton:
             raise ValueError(f"{where}: no limb reaches keypoint(s) {', '.join(unreachable)}: add limbs to them")
         channels = [c for pair in self.paf_channels for c in pair]
         if len(self.paf_channels) != len(self.limbs) or sorted(channels) != list(range(2 * len(self.limbs))):
-            raise ValueError(f"{where}: paf_channels must give each of the {len(self.limbs)} limbs two distinct "
-                             f"channels of 0..{2 * len(self.limbs) - 1}")
+            raise ValueError(
+                f"{where}: paf_channels must give each of the {len(self.limbs)} limbs two distinct "
+                f"channels of 0..{2 * len(self.limbs) - 1}"
+            )
         for left, right in self.flip_pairs:
             if not (0 <= left < k and 0 <= right < k):
                 raise ValueError(f"{where}: flip pair ({left}, {right}) names an unknown keypoint (0..{k - 1})")
@@ -172,7 +174,9 @@ class Skeleton:
         if len(self.sigmas) != k or not all(s > 0 for s in self.sigmas):
             raise ValueError(f"{where}: sigmas must be {k} positive numbers (one per keypoint), got {len(self.sigmas)}")
         if self.coco_index is not None and len(self.coco_index) != k:
-            raise ValueError(f"{where}: coco_index must have {k} entries (one per keypoint), got {len(self.coco_index)}")
+            raise ValueError(
+                f"{where}: coco_index must have {k} entries (one per keypoint), got {len(self.coco_index)}"
+            )
         for i in self.drawn_limbs or ():
             if not 0 <= i < len(self.limbs):
                 raise ValueError(f"{where}: drawn limb index {i} is not a limb index")
@@ -238,6 +242,11 @@ class Skeleton:
                 fields[key] = tuple(data[key])  # type: ignore[arg-type]
         return cls(**fields)  # type: ignore[arg-type]
 
+    @classmethod
+    def from_coco_category(cls, category: dict[str, object], *, name: str | None = None) -> Skeleton:
+        """The Skeleton of a COCO keypoints category (see `skeleton_from_coco_category`)."""
+        return skeleton_from_coco_category(category, name=name)
+
 
 OPENPOSE_COCO = Skeleton(
     name="openpose-coco-18",
@@ -252,3 +261,141 @@ OPENPOSE_COCO = Skeleton(
     limb_color=LIMB_COLOR,
 )
 """The published 18-keypoint OpenPose-COCO layout (the default everywhere)."""
+
+
+# COCO-17: the COCO person category's keypoint names, skeleton (1-based pairs, as in the annotation files) and OKS
+# sigmas (pycocotools' values), in COCO order.
+COCO_KEYPOINT_NAMES: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle",
+)  # fmt: skip
+COCO_SKELETON: tuple[tuple[int, int], ...] = (
+    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9), (8, 10), (9, 11),
+    (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+)  # fmt: skip
+COCO_SIGMAS: tuple[float, ...] = tuple(
+    s / 10.0
+    for s in (0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89)
+)
+# OKS sigma of a keypoint whose category gives none and whose name is not a COCO-17 name: between COCO's eyes
+# (0.025) and hips (0.107); the larger the sigma, the more position error a keypoint may have at a given OKS.
+DEFAULT_SIGMA = 0.05
+_MIRRORED_AFFIXES = (("left_", "right_", True), ("l_", "r_", True), ("_left", "_right", False), ("_l", "_r", False))
+
+
+def flip_pairs_from_names(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, int], ...]:
+    """(left index, right index) of every pair of names that differ only in a left/right affix (case-insensitive):
+    prefixes `left_`/`right_`, `l_`/`r_`, suffixes `_left`/`_right`, `_l`/`_r`."""
+    index = {name.lower(): i for i, name in enumerate(names)}
+    pairs = []
+    for i, name in enumerate(names):
+        low = name.lower()
+        for left, right, prefix in _MIRRORED_AFFIXES:
+            if prefix and low.startswith(left):
+                mirrored = right + low[len(left) :]
+            elif not prefix and low.endswith(left):
+                mirrored = low[: -len(left)] + right
+            else:
+                continue
+            if mirrored in index and all(i not in pair and index[mirrored] not in pair for pair in pairs):
+                pairs.append((i, index[mirrored]))
+                break
+    return tuple(pairs)
+
+
+def _category_problem(category: object) -> str | None:
+    if not isinstance(category, dict):
+        return f"a category must be an object, got {type(category).__name__}"
+    names = category.get("keypoints")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return "its 'keypoints' must be a non-empty list of keypoint names"
+    edges = category.get("skeleton") or []
+    k = len(names)
+    if not isinstance(edges, list) or not all(
+        isinstance(e, list | tuple) and len(e) == 2 and all(isinstance(v, int) and 1 <= v <= k for v in e)
+        for e in edges
+    ):
+        return f"its 'skeleton' must be a list of [a, b] keypoint numbers 1..{k} (COCO's 1-based pairs)"
+    sigmas = category.get("sigmas")
+    if sigmas is not None and (not isinstance(sigmas, list) or len(sigmas) != k):
+        return f"its 'sigmas' must be a list of {k} numbers (one per keypoint)"
+    return None
+
+
+def _spanning_tree(
+    k: int, edges: list[tuple[int, int]]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]], set[int]]:
+    """(tree limbs in breadth-first order from keypoint 0, the other edges, reached keypoints) of 0-based edges."""
+    tree: list[tuple[int, int]] = []
+    reached, queue = {0}, [0]
+    for node in queue:
+        for a, b in edges:
+            other = b if a == node else a if b == node else None
+            if other is not None and other not in reached:
+                tree.append((node, other))
+                reached.add(other)
+                queue.append(other)
+    used = {frozenset(limb) for limb in tree}
+    extra: list[tuple[int, int]] = []
+    for a, b in edges:
+        if frozenset((a, b)) not in used:
+            used.add(frozenset((a, b)))
+            extra.append((a, b))
+    return tree, extra, reached
+
+
+def skeleton_from_coco_category(category: dict[str, object], *, name: str | None = None) -> Skeleton:
+    """A Skeleton from a COCO keypoints category: `keypoints` (names, heatmap order = the category's order) and
+    `skeleton` (1-based pairs). Limbs: a breadth-first spanning tree from the first keypoint (PAF channels 2i, 2i+1
+    in that order), then the other edges as redundant limbs. Flip pairs from the names (`flip_pairs_from_names`);
+    sigmas from the category's optional `sigmas`, else COCO's for a COCO-17 name, else `DEFAULT_SIGMA`.
+    ValueError naming the category and what is wrong (e.g. a keypoint no edge connects)."""
+    label = category.get("name", category.get("id", "?")) if isinstance(category, dict) else "?"
+    where = f"keypoints category {label!r}"
+    problem = _category_problem(category)
+    if problem is not None:
+        raise ValueError(f"{where}: {problem}: fix the category in the annotation file")
+    names = tuple(category["keypoints"])  # type: ignore[arg-type]
+    edges = [(int(a) - 1, int(b) - 1) for a, b in category.get("skeleton") or []]  # type: ignore[attr-defined]
+    loops = [names[a] for a, b in edges if a == b]
+    if loops:
+        raise ValueError(f"{where}: its skeleton joins {loops[0]!r} to itself: remove that edge")
+    tree, extra, reached = _spanning_tree(len(names), edges)
+    unreached = [n for i, n in enumerate(names) if i not in reached]
+    if unreached:
+        raise ValueError(
+            f"{where}: its skeleton does not connect {', '.join(map(repr, unreached))} to {names[0]!r} (the first "
+            "keypoint): add edges so every keypoint is connected, or drop the keypoints"
+        )
+    given = category.get("sigmas")
+    coco = dict(zip(COCO_KEYPOINT_NAMES, COCO_SIGMAS))
+    sigmas = given if given is not None else [coco.get(n, DEFAULT_SIGMA) for n in names]
+    return Skeleton(
+        name=name or str(label),
+        keypoints=names,
+        limbs=tuple(tree + extra),
+        sigmas=tuple(sigmas),  # type: ignore[arg-type]
+        redundant_limbs=tuple(range(len(tree), len(tree) + len(extra))),
+        flip_pairs=flip_pairs_from_names(names),
+    )
+
+
+COCO_17 = skeleton_from_coco_category(
+    {
+        "name": "coco-17",
+        "keypoints": list(COCO_KEYPOINT_NAMES),
+        "skeleton": [[1, 6], [1, 7]] + [list(e) for e in COCO_SKELETON],
+    }
+)
+"""COCO's 17 keypoints without the synthetic neck: nose-shoulder edges + COCO's skeleton, as a spanning tree from
+the nose (so the body hangs from the nose, not from the ears)."""
+
+SKELETONS: dict[str, Skeleton] = {OPENPOSE_COCO.name: OPENPOSE_COCO, COCO_17.name: COCO_17}
+
+
+def get_skeleton(name: str) -> Skeleton:
+    """A built-in skeleton by name ("openpose-coco-18", "coco-17"); ValueError listing the names otherwise."""
+    if name not in SKELETONS:
+        raise ValueError(f"no built-in skeleton called {name!r}: use one of {', '.join(SKELETONS)}")
+    return SKELETONS[name]

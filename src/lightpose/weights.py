@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from lightpose import _cache
 from lightpose._cache import SHA256_PATTERN, sha256_file
-from lightpose._checkpoint import load_reference_state, read_checkpoint
+from lightpose._checkpoint import load_reference_state, read_checkpoint, stored_skeleton
 from lightpose._download import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, DownloadOptions
 from lightpose.errors import CheckpointError, DownloadError, IntegrityError, NotCachedError, UnsafeCheckpointError
 from lightpose.model import LightweightOpenPose
@@ -196,8 +196,10 @@ def resolve_checkpoint(
     stages = num_refinement_stages if num_refinement_stages is not None else _entry_stages(source)
 
     def validate(path: Path) -> None:
-        model = LightweightOpenPose(num_refinement_stages=stages)
-        load_reference_state(model, read_checkpoint(path, downloaded=True), source=source.file_name)
+        checkpoint = read_checkpoint(path, downloaded=True)
+        skeleton = stored_skeleton(checkpoint, source.file_name)
+        model = LightweightOpenPose(num_refinement_stages=stages, skeleton=skeleton)
+        load_reference_state(model, checkpoint, source=source.file_name)
 
     if dest.is_file():
         _cache.verify(dest, sha256=source.sha256, validate=validate)
@@ -238,7 +240,9 @@ def load_model(
     """A LightweightOpenPose on CPU in eval mode with the checkpoint's weights, and its entry when one was named.
 
     Refinement stages: `num_refinement_stages`, else the entry's meta, else 1; extra checkpoint stages are
-    ignored, missing or mis-shaped keys raise CheckpointError. `download_options` go to resolve_checkpoint.
+    ignored, missing or mis-shaped keys raise CheckpointError. The network's heads and `model.skeleton` come from
+    the checkpoint's stored `skeleton` (written by `lightpose train`), else the published layout.
+    `download_options` go to resolve_checkpoint.
     """
     source = _source(name_or_path_or_url)
     entry = source if isinstance(source, WeightsEntry) and not _is_url(source.name) else None
@@ -252,8 +256,9 @@ def load_model(
         num_refinement_stages=num_refinement_stages,
         **download_options,
     )
-    model = LightweightOpenPose(num_refinement_stages=num_refinement_stages)
     checkpoint = read_checkpoint(path, downloaded=isinstance(source, WeightsEntry))
+    skeleton = stored_skeleton(checkpoint, os.fspath(path))
+    model = LightweightOpenPose(num_refinement_stages=num_refinement_stages, skeleton=skeleton)
     ignored = load_reference_state(model, checkpoint, source=os.fspath(path))
     if ignored:
         logger.debug("%s: ignored %d checkpoint keys the model does not use", path, len(ignored))

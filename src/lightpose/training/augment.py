@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lightpose.skeleton import INTERNAL_TO_COCO, NECK, NUM_COCO_KEYPOINTS, flip_permutation
+from lightpose.skeleton import INTERNAL_TO_COCO, NECK, NUM_COCO_KEYPOINTS, OPENPOSE_COCO, Skeleton
 
 PAD_BGR = (128, 128, 128)
 _COCO_LEFT_SHOULDER, _COCO_RIGHT_SHOULDER = 5, 6
@@ -25,8 +25,9 @@ class TrainingSample:
     """One person-centred sample while it is being augmented.
 
     image: (H, W, 3) uint8 BGR. mask: (H, W) float32 (uint8 after CropPad); 1 where the loss counts, 0 on crowds.
-    keypoints: (P, K, 3) float64 (x, y, v) in image pixels; row 0 = main person, then the other persons;
-    K = 17 (COCO order) before ConvertKeypoints, 18 (internal order) after. v: 0 occluded, 1 visible, 2 absent.
+    keypoints: (P, K, 3) float64 (x, y, v) in image pixels; row 0 = main person, then the other persons; for the
+    published layout K = 17 (COCO order) before ConvertKeypoints, 18 (internal order) after; for any other skeleton
+    its own keypoints throughout. v: 0 occluded, 1 visible, 2 absent.
     objpos: (2,) float64 main person's centre (x, y). scale_provided: main person's bbox height / 368.
     """
 
@@ -56,15 +57,27 @@ def _outside(xy: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class ConvertKeypoints(Transform):
-    """COCO-17 -> internal-18 keypoints (neck = mean of the shoulders); v = 2 at (0, 0) or outside the image."""
+    """Labels -> the skeleton's keypoints; v = 2 at (0, 0) or outside the image. For the published layout COCO-17
+    -> internal-18 (neck = mean of the shoulders, a property of that layout); any other skeleton's labels are
+    already in its order."""
+
+    def __init__(self, skeleton: Skeleton = OPENPOSE_COCO) -> None:
+        self.skeleton = skeleton
+        self.synthetic_neck = skeleton == OPENPOSE_COCO
 
     def apply(self, sample: TrainingSample, params: Any = None) -> TrainingSample:
         coco = sample.keypoints.astype(np.float64, copy=True)
-        if coco.ndim != 3 or coco.shape[1:] != (NUM_COCO_KEYPOINTS, 3):
-            raise ValueError(f"ConvertKeypoints needs (persons, 17, 3) COCO keypoints, got {coco.shape}")
+        count = NUM_COCO_KEYPOINTS if self.synthetic_neck else self.skeleton.num_keypoints
+        if coco.ndim != 3 or coco.shape[1:] != (count, 3):
+            raise ValueError(
+                f"ConvertKeypoints needs (persons, {count}, 3) keypoints for skeleton {self.skeleton.name!r}, "
+                f"got {coco.shape}"
+            )
         height, width = sample.image.shape[:2]
         absent = ((coco[..., 0] == 0) & (coco[..., 1] == 0)) | _outside(coco, width, height)
         coco[..., 2][absent] = 2
+        if not self.synthetic_neck:
+            return dataclasses.replace(sample, keypoints=coco)
         left, right = coco[:, _COCO_LEFT_SHOULDER], coco[:, _COCO_RIGHT_SHOULDER]
         neck = np.zeros_like(left)
         neck[:, :2] = (left[:, :2] + right[:, :2]) / 2
@@ -182,10 +195,11 @@ class CropPad(Transform):
 
 @dataclass
 class Flip(Transform):
-    """Horizontal flip with probability ``prob``: x -> w - 1 - x and left/right keypoints swapped.
+    """Horizontal flip with probability ``prob``: x -> w - 1 - x and the skeleton's left/right keypoints swapped.
     params: whether to flip."""
 
     prob: float = 0.5
+    skeleton: Skeleton = OPENPOSE_COCO
 
     def sample_params(self, rng: np.random.Generator) -> bool:
         return bool(rng.random() <= self.prob)
@@ -194,7 +208,7 @@ class Flip(Transform):
         if not params:
             return sample
         width = sample.image.shape[1]
-        keypoints = sample.keypoints[:, flip_permutation()].copy()
+        keypoints = sample.keypoints[:, self.skeleton.flip_permutation()].copy()
         keypoints[..., 0] = width - 1 - keypoints[..., 0]
         objpos = sample.objpos.copy()
         objpos[0] = width - 1 - objpos[0]

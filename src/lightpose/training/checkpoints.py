@@ -1,8 +1,9 @@
 """Training checkpoints in the reference layout: atomic save, safe load, resume, weights-only and MobileNet init.
 
 A checkpoint is the dict {state_dict, optimizer, scheduler, iter, current_epoch} of the reference train.py plus
-lightpose's resume extras (epoch_position, rng, scaler, world_size, batch_size, batches_per_iter), all tensors or
-plain Python values, so `torch.load(weights_only=True)` reads it. Reading and fitting go through
+lightpose's resume extras (epoch_position, rng, scaler, world_size, batch_size, batches_per_iter) and the
+`skeleton` it was trained for (`Skeleton.to_dict()`; absent: the published layout), all tensors or plain Python
+values, so `torch.load(weights_only=True)` reads it. Reading and fitting go through
 `lightpose._checkpoint` (the one reader and the one fitter), writing through `lightpose.io.atomic_write`.
 """
 
@@ -18,13 +19,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightpose._checkpoint import extract_state_dict, fit_state_dict, looks_like_mobilenet, read_checkpoint
+from lightpose._checkpoint import (
+    extract_state_dict,
+    fit_state_dict,
+    looks_like_mobilenet,
+    read_checkpoint,
+    stored_skeleton,
+)
 from lightpose.errors import CheckpointError
 from lightpose.io import atomic_write
+from lightpose.skeleton import Skeleton
 
 __all__ = [
     "capture_rng_state",
     "check_resumable",
+    "check_skeleton",
     "checkpoint_path",
     "cpu_state_dict",
     "describe_missing",
@@ -32,6 +41,7 @@ __all__ = [
     "load_weights",
     "read_checkpoint",
     "restore_rng_state",
+    "stored_skeleton",
     "write_checkpoint",
 ]
 
@@ -72,6 +82,17 @@ def check_resumable(checkpoint: Mapping[str, Any], source: str, keys: Sequence[s
     else:
         action = "to start from its weights, add --weights-only"
     raise CheckpointError(f"{source} has no training state ({', '.join(missing)} missing): {action}")
+
+
+def check_skeleton(stored: Skeleton, training: Skeleton, source: str) -> None:
+    """CheckpointError when a checkpoint's skeleton (`_checkpoint.stored_skeleton`) is not the one being trained."""
+    if stored != training:
+        raise CheckpointError(
+            f"{source} was trained for skeleton {stored.name!r} ({stored.num_keypoints} keypoints, "
+            f"{len(stored.limbs)} limbs), but the labels are for {training.name!r} ({training.num_keypoints} "
+            f"keypoints, {len(training.limbs)} limbs): resume with labels of its skeleton, or start from ImageNet "
+            "MobileNet weights (--from-mobilenet)"
+        )
 
 
 def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], source: str) -> list[str]:

@@ -11,9 +11,9 @@ import numpy as np
 import torch.utils.data
 
 from lightpose.errors import UnreadableSamplesError
-from lightpose.skeleton import NUM_HEATMAPS, NUM_PAFS
+from lightpose.skeleton import OPENPOSE_COCO, Skeleton
 from lightpose.training.augment import ConvertKeypoints, CropPad, Flip, Rotate, Scale, TrainingSample, Transform
-from lightpose.training.labels import load_prepared_labels, validate_prepared_labels
+from lightpose.training.labels import load_prepared, validate_prepared_labels
 from lightpose.training.targets import keypoint_heatmaps, part_affinity_fields
 
 logger = logging.getLogger(__name__)
@@ -55,8 +55,11 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
     """Training samples from prepared labels (see lightpose.training.labels) and their images.
 
     ``dataset[i]`` is a dict of float32 arrays: ``image`` (3, S, S) = (BGR - 128) / 256, ``keypoint_maps``
-    (19, S/8, S/8), ``keypoint_mask`` (19, S/8, S/8), ``paf_maps`` (38, S/8, S/8), ``paf_mask`` (38, S/8, S/8)
-    with S = ``input_size`` and stride 8. Masks are 0 on crowd regions, 1 elsewhere. An unreadable sample (image
+    (K + 1, S/8, S/8), ``keypoint_mask`` (K + 1, S/8, S/8), ``paf_maps`` (2 L, S/8, S/8), ``paf_mask``
+    (2 L, S/8, S/8) with S = ``input_size``, stride 8 and the ``skeleton``'s K keypoints and L limbs (19 and 38
+    for the published layout). The skeleton is the one stored in a labels file (`save_prepared_labels`), else
+    ``skeleton`` (default: the published layout); a labels file with another skeleton raises ValueError.
+    Masks are 0 on crowd regions, 1 elsewhere. An unreadable sample (image
     missing, empty, corrupt or not the labelled size) is replaced by the next readable one with a warning;
     ``skipped`` (int64 (MAX_REPLACEMENTS,), -1 padded) lists the indices replaced, for the trainer to count.
     With ``augment=False`` only ConvertKeypoints runs: no crop, the image keeps its size (H, W) and the maps are
@@ -78,11 +81,19 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
         augment: bool = True,
         seed: int = 0,
         input_size: int = 368,
+        skeleton: Skeleton | None = None,
     ) -> None:
         if isinstance(labels, (str, Path)):
-            self._labels = load_prepared_labels(labels)
+            self._labels, stored = load_prepared(labels)
+            if skeleton is not None and skeleton != stored:
+                raise ValueError(
+                    f"{labels} holds labels of skeleton {stored.name!r}, not {skeleton.name!r}: prepare the labels "
+                    "for the skeleton to train (lightpose prepare-coco --skeleton ...)"
+                )
+            self.skeleton = stored
         else:
-            validate_prepared_labels(labels, "labels")
+            self.skeleton = skeleton or OPENPOSE_COCO
+            validate_prepared_labels(labels, "labels", self.skeleton)
             self._labels = labels
         self.images_folder = Path(images_folder)
         if not self.images_folder.is_dir():
@@ -96,9 +107,10 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
         self.stride, self.sigma, self.paf_thickness = stride, sigma, paf_thickness
         self.augment, self.seed, self.input_size = augment, seed, input_size
         self.epoch = 0
-        self.transforms: list[Transform] = [ConvertKeypoints()]
+        self.transforms: list[Transform] = [ConvertKeypoints(self.skeleton)]
         if augment:
-            self.transforms += [Scale(), Rotate(), CropPad(crop_x=input_size, crop_y=input_size), Flip()]
+            crop = CropPad(crop_x=input_size, crop_y=input_size)
+            self.transforms += [Scale(), Rotate(), crop, Flip(skeleton=self.skeleton)]
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -110,7 +122,8 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
         self.epoch = int(epoch)
 
     def raw_sample(self, index: int) -> TrainingSample:
-        """Sample ``index`` before any transform: the image, its crowd mask and COCO-order keypoints (P, 17, 3)."""
+        """Sample ``index`` before any transform: the image, its crowd mask and the labels' keypoints (P, K', 3)
+        (COCO-17 for the published layout, else the skeleton's)."""
         label = self._labels[index]
         path = self.images_folder / label["img_paths"]
         if not path.is_file():
@@ -147,14 +160,17 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
         map_size = (height // self.stride, width // self.stride)
         mask = loss_mask(sample.mask, map_size, self.stride)
         image = (sample.image.astype(np.float32) - 128) / 256
+        skeleton = self.skeleton
         return {
             "image": np.ascontiguousarray(image.transpose(2, 0, 1)),
-            "keypoint_maps": keypoint_heatmaps(sample.keypoints, map_size, stride=self.stride, sigma=self.sigma),
-            "keypoint_mask": np.repeat(mask[None], NUM_HEATMAPS, axis=0),
-            "paf_maps": part_affinity_fields(
-                sample.keypoints, map_size, stride=self.stride, thickness=self.paf_thickness
+            "keypoint_maps": keypoint_heatmaps(
+                sample.keypoints, map_size, stride=self.stride, sigma=self.sigma, skeleton=skeleton
             ),
-            "paf_mask": np.repeat(mask[None], NUM_PAFS, axis=0),
+            "keypoint_mask": np.repeat(mask[None], skeleton.num_heatmaps, axis=0),
+            "paf_maps": part_affinity_fields(
+                sample.keypoints, map_size, stride=self.stride, thickness=self.paf_thickness, skeleton=skeleton
+            ),
+            "paf_mask": np.repeat(mask[None], skeleton.num_pafs, axis=0),
         }
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
@@ -180,5 +196,5 @@ class CocoKeypointsDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({len(self)} samples, images_folder={str(self.images_folder)!r}, "
-            f"augment={self.augment}, seed={self.seed}, epoch={self.epoch})"
+            f"augment={self.augment}, seed={self.seed}, epoch={self.epoch}, skeleton={self.skeleton.name!r})"
         )

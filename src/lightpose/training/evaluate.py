@@ -2,7 +2,9 @@
 
 Maps are computed at the original image resolution, as val.py does: normalise, resize (INTER_CUBIC) to height
 368 x scale, pad to stride 8, run the network, upsample the last-stage maps x8 (INTER_CUBIC), crop the padding,
-resize to the image size (INTER_CUBIC) and average over scales; then decode and convert to COCO-17 results.
+resize to the image size (INTER_CUBIC) and average over scales; then decode and convert to COCO results.
+The estimator's skeleton decides the decoding, the flip pairs, the results' keypoint order (COCO-17 where it maps to
+COCO, else its own order) and the OKS sigmas (COCO's where it maps to COCO, else its own).
 pycocotools (the ``[train]`` extra) is imported only where scoring needs it.
 """
 
@@ -30,7 +32,7 @@ from lightpose.errors import OutputWriteError
 from lightpose.estimator import PoseEstimator
 from lightpose.io import check_output_path, read_image
 from lightpose.preprocess import check_image, prepare_input
-from lightpose.skeleton import STRIDE
+from lightpose.skeleton import OPENPOSE_COCO, STRIDE, Skeleton
 from lightpose.training.flip import mirror_maps
 from lightpose.training.labels import make_val_subset, write_json_atomic
 
@@ -82,9 +84,9 @@ def infer_val_maps(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scale-averaged maps of a BGR uint8 (h, w, 3) image at its own resolution, as the reference val.py.
 
-    Returns heatmaps (h, w, 19) and PAFs (h, w, 38), float32, channel-last. `scales` multiply the base network
+    Returns heatmaps (h, w, K + 1) and PAFs (h, w, 2 L), float32, channel-last. `scales` multiply the base network
     input height `height` (val.py: 368). With `flip`, the mirrored image's maps are mapped back
-    (`lightpose.training.flip.mirror_maps`) and averaged in as well, scale by scale.
+    (`lightpose.training.flip.mirror_maps` with the estimator's skeleton) and averaged in as well, scale by scale.
     """
     image = check_image(image)
     if height < STRIDE:
@@ -97,19 +99,32 @@ def infer_val_maps(
     for scale in scales:
         terms = [_maps_at_scale(estimator, image, scale, height)]
         if mirrored is not None:
-            terms.append(mirror_maps(*_maps_at_scale(estimator, mirrored, scale, height)))
+            terms.append(mirror_maps(*_maps_at_scale(estimator, mirrored, scale, height), estimator.skeleton))
         for maps in terms:
             sums = [m / count for m in maps] if not sums else [s + m / count for s, m in zip(sums, maps)]
     return sums[0], sums[1]
 
 
-def detections_for_image(heatmaps: np.ndarray, pafs: np.ndarray, image_id: int) -> list[dict[str, Any]]:
-    """COCO results records of one image from its image-resolution maps (heatmaps (h, w, 19), PAFs (h, w, 38),
-    float32, channel-last, as `infer_val_maps` returns them): decode, keypoints + 0.5, COCO-17 order,
-    score = pose score x max(0, keypoint count - 1)."""
+def detections_for_image(
+    heatmaps: np.ndarray, pafs: np.ndarray, image_id: int, skeleton: Skeleton = OPENPOSE_COCO
+) -> list[dict[str, Any]]:
+    """COCO results records of one image from its image-resolution maps (heatmaps (h, w, K + 1), PAFs (h, w, 2 L),
+    float32, channel-last, as `infer_val_maps` returns them): decode, keypoints + 0.5, COCO-17 order (the
+    skeleton's order when it does not map to COCO), score = pose score x max(0, keypoint count - 1)."""
     # (C, H, W) views of the channel-last maps: the vectorised decoder works on channel-last data.
-    entries, all_keypoints = decode_upsampled(heatmaps.transpose(2, 0, 1), pafs.transpose(2, 0, 1))
-    return [pose.to_coco(image_id) for pose in entries_to_poses(entries, all_keypoints)]
+    entries, all_keypoints = decode_upsampled(heatmaps.transpose(2, 0, 1), pafs.transpose(2, 0, 1), skeleton=skeleton)
+    return [pose.to_coco(image_id) for pose in entries_to_poses(entries, all_keypoints, skeleton=skeleton)]
+
+
+def results_keypoint_count(skeleton: Skeleton) -> int:
+    """Keypoints per COCO results record of `skeleton` (`Pose.to_coco`): 17 where it maps to COCO, else K."""
+    return max(skeleton.coco_index) + 1 if skeleton.coco_index is not None else skeleton.num_keypoints
+
+
+def oks_sigmas(skeleton: Skeleton) -> np.ndarray | None:
+    """The OKS sigmas COCOeval should use for `skeleton`'s results: None (COCO's own) where it maps to COCO-17,
+    else its sigmas, float64 (K,) in its order."""
+    return None if skeleton.coco_index is not None else np.array(skeleton.sigmas, dtype=np.float64)
 
 
 def load_keypoint_annotations(labels_path: str | os.PathLike) -> dict[str, Any]:
@@ -238,10 +253,16 @@ def _image_paths(images: Iterable[dict[str, Any]], images_folder: Path) -> list[
 
 
 def score_detections(
-    annotations: dict[str, Any], detections: list[dict[str, Any]], image_ids: Sequence[int] | None = None
+    annotations: dict[str, Any],
+    detections: list[dict[str, Any]],
+    image_ids: Sequence[int] | None = None,
+    *,
+    sigmas: Sequence[float] | np.ndarray | None = None,
 ) -> dict[str, float]:
     """COCOeval('keypoints') of COCO results against ground-truth `annotations` (restricted to `image_ids` if
     given); prints the standard table and returns the 10 numbers (AP, AP50, ..., ARl). No detection -> all 0.
+    `sigmas`: per-keypoint OKS sigmas (one per keypoint of the annotations' category; see `oks_sigmas`), default
+    COCO's 17.
 
     Raises ValueError for annotations without a scorable person (`check_scorable`) and for detections that are
     not results for these annotations (`check_detections`)."""
@@ -258,12 +279,21 @@ def score_detections(
         ground_truth.createIndex()
         results = ground_truth.loadRes(copy.deepcopy(detections))  # loadRes adds fields to the records
         coco_eval = COCOeval(ground_truth, results, "keypoints")
+        if sigmas is not None:
+            coco_eval.params.kpt_oks_sigmas = _checked_sigmas(sigmas, _keypoint_count(annotations))
         if image_ids is not None:
             coco_eval.params.imgIds = sorted(image_ids)
         coco_eval.evaluate()
         coco_eval.accumulate()
     coco_eval.summarize()
     return {name: float(value) for name, value in zip(STAT_NAMES, coco_eval.stats)}
+
+
+def _checked_sigmas(sigmas: Sequence[float] | np.ndarray, count: int) -> np.ndarray:
+    values = np.asarray(sigmas, dtype=np.float64)
+    if values.shape != (count,) or not (np.isfinite(values).all() and (values > 0).all()):
+        raise ValueError(f"sigmas must be {count} positive numbers (one per annotated keypoint), got {values.shape}")
+    return values
 
 
 def evaluate_coco(
@@ -299,6 +329,13 @@ def evaluate_coco(
     images = annotations["images"]
     image_ids = [image["id"] for image in images]
     check_scorable(annotations, image_ids, str(labels_path))
+    skeleton = estimator.skeleton
+    if results_keypoint_count(skeleton) != _keypoint_count(annotations):
+        raise ValueError(
+            f"{labels_path}: its person category has {_keypoint_count(annotations)} keypoints, but the model's "
+            f"skeleton {skeleton.name!r} gives {results_keypoint_count(skeleton)}: evaluate on labels of the "
+            "skeleton the model was trained for"
+        )
     paths = _image_paths(images, Path(images_folder))
     scales = MULTISCALE_SCALES if multiscale else (1.0,)
     detections: list[dict[str, Any]] = []
@@ -308,7 +345,7 @@ def evaluate_coco(
     try:
         for image, path in tqdm(list(zip(images, paths)), desc="evaluating", unit="image", disable=not progress):
             heatmaps, pafs = infer_val_maps(estimator, read_image(path), scales=scales, flip=flip, height=height)
-            detections.extend(detections_for_image(heatmaps, pafs, image["id"]))
+            detections.extend(detections_for_image(heatmaps, pafs, image["id"], skeleton))
             done += 1
     finally:
         if output_path is not None:
@@ -321,7 +358,7 @@ def evaluate_coco(
                     len(detections),
                     f"are in {saved_to}" if saved_to is not None else f"could not be saved ({write_error})",
                 )
-    stats = score_detections(annotations, detections, image_ids)
+    stats = score_detections(annotations, detections, image_ids, sigmas=oks_sigmas(skeleton))
     if write_error is not None:
         where = f"they were written to {saved_to} instead" if saved_to is not None else "nor to the temp folder"
         raise OutputWriteError(

@@ -3,9 +3,14 @@
 A prepared sample is a JSON-compatible dict with the reference's fields: ``img_paths`` (file name),
 ``img_width``, ``img_height``, ``objpos`` ([x, y] bbox centre, image pixels), ``image_id``, ``bbox``
 ([x, y, w, h]), ``segment_area``, ``scale_provided`` (bbox height / net input size), ``num_keypoints``,
-``segmentations`` (the image's crowd segmentations, COCO polygon or RLE), ``keypoints`` (17 COCO keypoints
+``segmentations`` (the image's crowd segmentations, COCO polygon or RLE), ``keypoints`` (the category's keypoints
 as [x, y, v] with v = 0 occluded, 1 visible, 2 unlabelled) and ``processed_other_annotations`` (every other
 non-crowd person of the image: objpos, bbox, segment_area, scale_provided, num_keypoints, keypoints).
+
+The skeleton: the published 18-keypoint layout is trained from COCO-17 labels (its neck is made from the
+shoulders during training); any other skeleton from labels with exactly its keypoints, in its order. A prepared
+labels file is the reference's plain JSON list of samples for the published layout, and
+``{"skeleton": Skeleton.to_dict(), "samples": [...]}`` for any other, so `lightpose train` builds the right heads.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from lightpose.errors import AnnotationError
 from lightpose.io import atomic_write
-from lightpose.skeleton import NUM_COCO_KEYPOINTS
+from lightpose.skeleton import COCO_17, COCO_SKELETON, NUM_COCO_KEYPOINTS, OPENPOSE_COCO, Skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +100,58 @@ def _check_images(data: Any, source: str) -> None:
             )
 
 
-def _annotation_problem(annotation: dict) -> str | None:
+SKELETON_CHOICES = ("auto", OPENPOSE_COCO.name, COCO_17.name, "from-category")
+
+
+def label_keypoint_count(skeleton: Skeleton) -> int:
+    """Keypoints per person in the labels of `skeleton`: 17 (COCO) for the published layout, else its own count."""
+    return NUM_COCO_KEYPOINTS if skeleton == OPENPOSE_COCO else skeleton.num_keypoints
+
+
+def _keypoint_category(data: dict, source: str) -> dict | None:
+    """The one category with keypoint names, None when there is none; ValueError for several."""
+    categories = data.get("categories") or []
+    found = [c for c in categories if isinstance(c, dict) and c.get("keypoints")]
+    if len(found) > 1:
+        names = ", ".join(repr(c.get("name", c.get("id"))) for c in found)
+        raise ValueError(f"{source}: several categories have keypoints ({names}): keep the one to train on")
+    return found[0] if found else None
+
+
+def _is_coco_layout(category: dict) -> bool:
+    edges = category.get("skeleton") or []
+    same_edges = {frozenset(map(int, e)) for e in edges} == {frozenset(e) for e in COCO_SKELETON}
+    return len(category["keypoints"]) == NUM_COCO_KEYPOINTS and (not edges or same_edges)
+
+
+def choose_skeleton(data: dict, choice: str = "auto", source: str = "annotations") -> Skeleton:
+    """The skeleton to train on for a loaded COCO keypoints file.
+
+    "auto": the published 18-keypoint layout when the file's keypoint category is COCO-17 (17 keypoints with COCO's
+    skeleton or none) or the file has no keypoint category, else "from-category". "from-category":
+    `Skeleton.from_coco_category` of the category. "openpose-coco-18" / "coco-17": that layout (COCO-17 labels).
+    ValueError naming the problem otherwise.
+    """
+    if choice not in SKELETON_CHOICES:
+        raise ValueError(f"unknown skeleton choice {choice!r}: use one of {', '.join(SKELETON_CHOICES)}")
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: not a COCO annotation file (a JSON object)")
+    category = _keypoint_category(data, source)
+    if choice == "auto":
+        choice = "from-category" if category is not None and not _is_coco_layout(category) else OPENPOSE_COCO.name
+    if choice == "from-category":
+        if category is None:
+            raise ValueError(f"{source}: no category with 'keypoints' names to build a skeleton from: add one")
+        return Skeleton.from_coco_category(category)
+    if category is not None and len(category["keypoints"]) != NUM_COCO_KEYPOINTS:
+        raise ValueError(
+            f"{source}: the {choice} layout trains on COCO-17 labels, but category {category.get('name')!r} has "
+            f"{len(category['keypoints'])} keypoints: use --skeleton from-category"
+        )
+    return OPENPOSE_COCO if choice == OPENPOSE_COCO.name else COCO_17
+
+
+def _annotation_problem(annotation: dict, num_keypoints: int) -> str | None:
     """What is wrong with a COCO person annotation's fields that label preparation reads, or None."""
     missing = sorted(_PERSON_FIELDS - set(annotation))
     if missing:
@@ -110,7 +166,7 @@ def _annotation_problem(annotation: dict) -> str | None:
             return f"'segmentation' must be polygons (a list) or RLE (an object), got {type(segmentation).__name__}"
         return None
     keypoints, bbox = annotation["keypoints"], annotation["bbox"]
-    size = 3 * NUM_COCO_KEYPOINTS
+    size = 3 * num_keypoints
     if not (isinstance(keypoints, list) and len(keypoints) == size and all(map(_is_number, keypoints))):
         return f"'keypoints' must be a list of {size} numbers (x, y, v per keypoint), got {repr(keypoints)[:60]}"
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox)) and min(bbox[2:]) >= 0):
@@ -120,12 +176,12 @@ def _annotation_problem(annotation: dict) -> str | None:
     return None
 
 
-def _check_annotations(data: dict, source: str) -> None:
+def _check_annotations(data: dict, source: str, num_keypoints: int) -> None:
     """Raise AnnotationError naming the first annotation (by id and index) whose fields cannot be used."""
     for i, annotation in enumerate(data["annotations"]):
         if not isinstance(annotation, dict):
             raise AnnotationError(f"{source}: annotations[{i}] is not an object: fix or remove it")
-        problem = _annotation_problem(annotation)
+        problem = _annotation_problem(annotation, num_keypoints)
         if problem is not None:
             where = (
                 f"annotation id {annotation['id']!r} (annotations[{i}])" if "id" in annotation else f"annotations[{i}]"
@@ -133,14 +189,17 @@ def _check_annotations(data: dict, source: str) -> None:
             raise AnnotationError(f"{source}: {where} {problem}: fix or remove it")
 
 
-def prepare_labels_from_coco(data: dict, *, net_input_size: int = 368, source: str = "annotations") -> list[dict]:
+def prepare_labels_from_coco(
+    data: dict, *, net_input_size: int = 368, source: str = "annotations", skeleton: Skeleton = OPENPOSE_COCO
+) -> list[dict]:
     """Prepared samples (see module docstring) from a loaded COCO keypoints dict, in the reference's order.
 
-    A malformed annotation raises AnnotationError naming its id. Crowd annotations without a 'segmentation' mark
-    no region to mask: they are skipped, with one warning that counts them.
+    Annotations hold `label_keypoint_count(skeleton)` keypoints. A malformed annotation raises AnnotationError
+    naming its id. Crowd annotations without a 'segmentation' mark no region to mask: they are skipped, with one
+    warning that counts them.
     """
     _check_images(data, source)
-    _check_annotations(data, source)
+    _check_annotations(data, source, label_keypoint_count(skeleton))
     images = {image["id"]: image for image in data["images"]}
     persons: dict[Any, list[dict]] = {}
     crowds: dict[Any, list] = {}
@@ -195,12 +254,30 @@ def prepare_labels_from_coco(data: dict, *, net_input_size: int = 368, source: s
     return samples
 
 
-def prepare_coco_labels(annotations_path: str | Path, *, net_input_size: int = 368) -> list[dict]:
-    """Read a COCO person_keypoints JSON file and prepare one training sample per main person."""
+def prepare_coco_labels(
+    annotations_path: str | Path, *, net_input_size: int = 368, skeleton: Skeleton = OPENPOSE_COCO
+) -> list[dict]:
+    """Read a COCO keypoints JSON file and prepare one training sample per main person for `skeleton`."""
     if net_input_size <= 0:
         raise ValueError(f"net_input_size must be positive, got {net_input_size}")
     data = _read_json(annotations_path)
-    return prepare_labels_from_coco(data, net_input_size=net_input_size, source=str(annotations_path))
+    return prepare_labels_from_coco(
+        data, net_input_size=net_input_size, source=str(annotations_path), skeleton=skeleton
+    )
+
+
+def prepare_coco(
+    annotations_path: str | Path, *, net_input_size: int = 368, skeleton: str = "auto"
+) -> tuple[list[dict], Skeleton]:
+    """Prepared samples and the skeleton `choose_skeleton(data, skeleton)` picked for a COCO keypoints JSON file."""
+    if net_input_size <= 0:
+        raise ValueError(f"net_input_size must be positive, got {net_input_size}")
+    data = _read_json(annotations_path)
+    chosen = choose_skeleton(data, skeleton, str(annotations_path))
+    samples = prepare_labels_from_coco(
+        data, net_input_size=net_input_size, source=str(annotations_path), skeleton=chosen
+    )
+    return samples, chosen
 
 
 def write_json_atomic(obj: Any, path: str | Path) -> None:
@@ -211,23 +288,27 @@ def write_json_atomic(obj: Any, path: str | Path) -> None:
         json.dump(obj, file)
 
 
-def save_prepared_labels(samples: list[dict], path: str | Path) -> None:
-    """Save prepared samples as JSON (atomically)."""
-    validate_prepared_labels(samples, "samples to save")
-    write_json_atomic(samples, path)
+def save_prepared_labels(samples: list[dict], path: str | Path, skeleton: Skeleton = OPENPOSE_COCO) -> None:
+    """Save prepared samples as JSON (atomically): a plain list for the published layout, else with the skeleton."""
+    validate_prepared_labels(samples, "samples to save", skeleton)
+    write_json_atomic(
+        samples if skeleton == OPENPOSE_COCO else {"skeleton": skeleton.to_dict(), "samples": samples}, path
+    )
 
 
-def _check_keypoints(keypoints: Any, where: str) -> None:
+def _check_keypoints(keypoints: Any, where: str, count: int) -> None:
     if (
         not isinstance(keypoints, list)
-        or len(keypoints) != NUM_COCO_KEYPOINTS
+        or len(keypoints) != count
         or not all(isinstance(k, list) and len(k) == 3 for k in keypoints)
     ):
-        raise ValueError(f"{where}: 'keypoints' must be {NUM_COCO_KEYPOINTS} [x, y, v] triples")
+        raise ValueError(f"{where}: 'keypoints' must be {count} [x, y, v] triples")
 
 
-def validate_prepared_labels(samples: Any, source: str) -> None:
-    """Raise ValueError naming ``source`` and the first problem if ``samples`` are not prepared labels."""
+def validate_prepared_labels(samples: Any, source: str, skeleton: Skeleton = OPENPOSE_COCO) -> None:
+    """Raise ValueError naming ``source`` and the first problem if ``samples`` are not prepared labels of
+    `skeleton` (`label_keypoint_count(skeleton)` keypoints per person)."""
+    count = label_keypoint_count(skeleton)
     if not isinstance(samples, list):
         raise ValueError(f"{source}: prepared labels must be a JSON list of samples, got {type(samples).__name__}")
     if not samples:
@@ -245,21 +326,35 @@ def validate_prepared_labels(samples: Any, source: str) -> None:
             raise ValueError(f"{where}: scale_provided must be > 0 (bbox height 0?)")
         if not isinstance(sample["segmentations"], list):
             raise ValueError(f"{where}: 'segmentations' must be a list")
-        _check_keypoints(sample["keypoints"], where)
+        _check_keypoints(sample["keypoints"], where, count)
         others = sample["processed_other_annotations"]
         if not isinstance(others, list):
             raise ValueError(f"{where}: 'processed_other_annotations' must be a list")
         for j, other in enumerate(others):
             if not isinstance(other, dict) or "keypoints" not in other:
                 raise ValueError(f"{where}: other person {j} has no 'keypoints'")
-            _check_keypoints(other["keypoints"], f"{where}, other person {j}")
+            _check_keypoints(other["keypoints"], f"{where}, other person {j}", count)
+
+
+def load_prepared(path: str | Path) -> tuple[list[dict], Skeleton]:
+    """Load and check prepared samples written by :func:`save_prepared_labels`, and their skeleton."""
+    data = _read_json(path)
+    skeleton = OPENPOSE_COCO
+    if isinstance(data, dict) and "samples" in data:
+        try:
+            skeleton = Skeleton.from_dict(data.get("skeleton"))  # type: ignore[arg-type]
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"{path}: its 'skeleton' is not a valid skeleton ({error}): run `lightpose prepare-coco` again"
+            ) from error
+        data = data["samples"]
+    validate_prepared_labels(data, str(path), skeleton)
+    return data, skeleton
 
 
 def load_prepared_labels(path: str | Path) -> list[dict]:
-    """Load and check prepared samples written by :func:`save_prepared_labels`."""
-    samples = _read_json(path)
-    validate_prepared_labels(samples, str(path))
-    return samples
+    """Load and check prepared samples written by :func:`save_prepared_labels` (see `load_prepared`)."""
+    return load_prepared(path)[0]
 
 
 def make_val_subset(annotations: dict[str, Any], num_images: int = 250, seed: int = 0) -> dict:

@@ -12,14 +12,12 @@ from lightpose.skeleton import (
     COCO_TO_INTERNAL,
     INTERNAL_TO_COCO,
     L_SHOULDER,
-    LIMB_PAF_CHANNELS,
-    LIMBS,
     NECK,
-    NUM_HEATMAPS,
     NUM_KEYPOINTS,
-    NUM_PAFS,
+    OPENPOSE_COCO,
     R_SHOULDER,
     STRIDE,
+    Skeleton,
     flip_permutation,
 )
 from lightpose.training.targets import keypoint_heatmaps, part_affinity_fields
@@ -69,21 +67,23 @@ def render_maps(
     sigma: float = 7.0,
     paf_thickness: float = 1.0,
     stride: int = STRIDE,
+    skeleton: Skeleton = OPENPOSE_COCO,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmaps (19, h, w) and PAFs (38, h, w) float32 on the stride-8 grid of map_size (h, w), rendered as the
-    training targets are (`lightpose.training.targets`): what a perfectly trained network would output.
+    """Heatmaps (K + 1, h, w) and PAFs (2 L, h, w) float32 on the stride-8 grid of map_size (h, w), rendered as
+    the training targets are (`lightpose.training.targets`): what a perfectly trained network would output.
 
-    people: (18, 2) keypoints in input pixels each, NaN where absent. sigma: Gaussian width in input pixels;
+    people: (K, 2) keypoints of the skeleton in input pixels each (18 by default), NaN where absent.
+    sigma: Gaussian width in input pixels;
     paf_thickness: PAF half-width in map cells (training uses 1; 2 keeps every sampled limb point on the field
     when peaks land up to a map cell off the true keypoint).
     """
-    labels = np.zeros((len(people), NUM_KEYPOINTS, 3), dtype=np.float64)
+    labels = np.zeros((len(people), skeleton.num_keypoints, 3), dtype=np.float64)
     for person, keypoints in zip(labels, people):
         missing = np.isnan(keypoints[:, 0])
         person[:, :2] = np.where(missing[:, None], 0.0, keypoints)
         person[:, 2] = np.where(missing, 2, 1)  # v = 1 visible, 2 not labelled
-    heatmaps = keypoint_heatmaps(labels, map_size, stride=stride, sigma=sigma)
-    pafs = part_affinity_fields(labels, map_size, stride=stride, thickness=paf_thickness)
+    heatmaps = keypoint_heatmaps(labels, map_size, stride=stride, sigma=sigma, skeleton=skeleton)
+    pafs = part_affinity_fields(labels, map_size, stride=stride, thickness=paf_thickness, skeleton=skeleton)
     return heatmaps, pafs
 
 
@@ -95,25 +95,27 @@ def render_ideal_maps(
     offset: float = 0.0,
     sigma: float = 3.0,
     paf_width: float = 3.0,
+    skeleton: Skeleton = OPENPOSE_COCO,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ideal maps of (P, 18, 2) keypoints (NaN = absent) on a grid whose cell (i, j) lies at
+    """Ideal maps of (P, K, 2) keypoints of `skeleton` (NaN = absent) on a grid whose cell (i, j) lies at
     (offset + j * step, offset + i * step) in the keypoints' coordinates.
 
     Heatmaps: max over people of exp(-d^2 / (2 sigma^2)), channel 18 = 1 - max of the others. PAFs: the unit vector
     a -> b of each limb (decoder table) at cells within `paf_width` of the segment. Returns channel-last float32
-    (gh, gw, 19) and (gh, gw, 38); sigma and paf_width are in keypoint units.
+    (gh, gw, K + 1) and (gh, gw, 2 L); sigma and paf_width are in keypoint units.
     """
     gh, gw = grid_shape
+    k_count = skeleton.num_keypoints
     ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float64) * step + offset
-    heatmaps = np.zeros((gh, gw, NUM_HEATMAPS), dtype=np.float64)
-    pafs = np.zeros((gh, gw, NUM_PAFS), dtype=np.float64)
+    heatmaps = np.zeros((gh, gw, skeleton.num_heatmaps), dtype=np.float64)
+    pafs = np.zeros((gh, gw, skeleton.num_pafs), dtype=np.float64)
     for person in np.asarray(people, dtype=np.float64):
-        for k in range(NUM_KEYPOINTS):
+        for k in range(k_count):
             if np.isnan(person[k, 0]):
                 continue
             d2 = (xs - person[k, 0]) ** 2 + (ys - person[k, 1]) ** 2
             heatmaps[..., k] = np.maximum(heatmaps[..., k], np.exp(-d2 / (2 * sigma**2)))
-        for (a, b), (cx, cy) in zip(LIMBS, LIMB_PAF_CHANNELS):
+        for (a, b), (cx, cy) in zip(skeleton.limbs, skeleton.paf_channels):
             vec = person[b] - person[a]
             length = np.hypot(*vec)
             if np.isnan(length) or length == 0:
@@ -125,7 +127,7 @@ def render_ideal_maps(
             inside = (along >= -paf_width) & (along <= length + paf_width) & (across <= paf_width)
             pafs[inside, cx] = unit[0]
             pafs[inside, cy] = unit[1]
-    heatmaps[..., NUM_KEYPOINTS] = 1 - heatmaps[..., :NUM_KEYPOINTS].max(axis=2)
+    heatmaps[..., k_count] = 1 - heatmaps[..., :k_count].max(axis=2)
     return heatmaps.astype(np.float32), pafs.astype(np.float32)
 
 

@@ -1,7 +1,8 @@
 """Ground-truth heatmaps and part affinity fields, exactly as the reference training code builds them.
 
-Keypoints come as float64 (P, 18, 3) arrays: persons (row 0 = main person, then the others), the 18 internal
-keypoints, and (x, y, v) in input-image pixels with v = 0 occluded, 1 visible, 2 not labelled / outside.
+Keypoints come as float64 (P, K, 3) arrays: persons (row 0 = main person, then the others), the skeleton's K
+keypoints (the published layout's 18 by default), and (x, y, v) in input-image pixels with v = 0 occluded,
+1 visible, 2 not labelled / outside.
 Only keypoints with v <= 1 draw. Maps are (C, h, w) float32 on the stride grid: map cell (i, j) covers input
 pixels [stride*j, stride*j + stride) x [stride*i, stride*i + stride).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lightpose.skeleton import NUM_HEATMAPS, NUM_KEYPOINTS, NUM_PAFS, TRAINING_LIMBS
+from lightpose.skeleton import OPENPOSE_COCO, Skeleton
 
 GAUSSIAN_WINDOW_SIGMAS = 4  # the Gaussian is evaluated within +-4 sigma of the keypoint
 GAUSSIAN_MAX_EXPONENT = 4.6052  # ln(100): values below ~0.01 are skipped
@@ -35,16 +36,29 @@ def _add_gaussian(heatmap: np.ndarray, x: float, y: float, stride: int, sigma: f
     np.minimum(window + values, np.float32(1), out=window)
 
 
-def keypoint_heatmaps(
-    keypoints: np.ndarray, map_size: tuple[int, int], *, stride: int = 8, sigma: float = 7
-) -> np.ndarray:
-    """Heatmaps (19, h, w) float32 for ``map_size`` = (h, w): one Gaussian per labelled keypoint (sigma in
-    input pixels), summed over persons in order and clipped at 1; channel 18 = 1 - max of the others."""
+def _check_keypoints(keypoints: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     keypoints = np.asarray(keypoints, dtype=np.float64)
-    if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_KEYPOINTS, 3):
-        raise ValueError(f"keypoints must have shape (persons, {NUM_KEYPOINTS}, 3), got {keypoints.shape}")
-    maps = np.zeros((NUM_HEATMAPS, *map_size), dtype=np.float32)
-    for k in range(NUM_KEYPOINTS):
+    k = skeleton.num_keypoints
+    if keypoints.ndim != 3 or keypoints.shape[1:] != (k, 3):
+        raise ValueError(
+            f"keypoints must have shape (persons, {k}, 3) for skeleton {skeleton.name!r}, got {keypoints.shape}"
+        )
+    return keypoints
+
+
+def keypoint_heatmaps(
+    keypoints: np.ndarray,
+    map_size: tuple[int, int],
+    *,
+    stride: int = 8,
+    sigma: float = 7,
+    skeleton: Skeleton = OPENPOSE_COCO,
+) -> np.ndarray:
+    """Heatmaps (K + 1, h, w) float32 for ``map_size`` = (h, w): one Gaussian per labelled keypoint (sigma in
+    input pixels), summed over persons in order and clipped at 1; channel K = 1 - max of the others."""
+    keypoints = _check_keypoints(keypoints, skeleton)
+    maps = np.zeros((skeleton.num_heatmaps, *map_size), dtype=np.float32)
+    for k in range(skeleton.num_keypoints):
         for x, y, v in keypoints[:, k].tolist():
             if v <= 1:
                 _add_gaussian(maps[k], x, y, stride, sigma)
@@ -73,20 +87,26 @@ def _set_paf(paf: np.ndarray, a: tuple[float, float], b: tuple[float, float], st
 
 
 def part_affinity_fields(
-    keypoints: np.ndarray, map_size: tuple[int, int], *, stride: int = 8, thickness: float = 1
+    keypoints: np.ndarray,
+    map_size: tuple[int, int],
+    *,
+    stride: int = 8,
+    thickness: float = 1,
+    skeleton: Skeleton = OPENPOSE_COCO,
 ) -> np.ndarray:
-    """PAFs (38, h, w) float32 for ``map_size`` = (h, w): training limb i -> channels 2i (x), 2i+1 (y).
+    """PAFs (2 L, h, w) float32 for ``map_size`` = (h, w): limb (a, b) of the skeleton -> its PAF channels (x, y)
+    (for the published layout: the reference's training limb i -> channels 2i, 2i+1).
 
     Endpoints are divided by ``stride`` with no half-cell shift; a later person overwrites an earlier one.
     """
-    keypoints = np.asarray(keypoints, dtype=np.float64)
-    if keypoints.ndim != 3 or keypoints.shape[1:] != (NUM_KEYPOINTS, 3):
-        raise ValueError(f"keypoints must have shape (persons, {NUM_KEYPOINTS}, 3), got {keypoints.shape}")
-    pafs = np.zeros((NUM_PAFS, *map_size), dtype=np.float32)
+    keypoints = _check_keypoints(keypoints, skeleton)
+    pafs = np.zeros((skeleton.num_pafs, *map_size), dtype=np.float32)
     persons = keypoints.tolist()
-    for limb, (ka, kb) in enumerate(TRAINING_LIMBS):
+    for (ka, kb), (cx, cy) in zip(skeleton.limbs, skeleton.paf_channels):
+        paf = np.zeros((2, *map_size), dtype=np.float32)
         for person in persons:
             (x_a, y_a, v_a), (x_b, y_b, v_b) = person[ka], person[kb]
             if v_a <= 1 and v_b <= 1:
-                _set_paf(pafs[2 * limb : 2 * limb + 2], (x_a, y_a), (x_b, y_b), stride, thickness)
+                _set_paf(paf, (x_a, y_a), (x_b, y_b), stride, thickness)
+        pafs[[cx, cy]] = paf
     return pafs

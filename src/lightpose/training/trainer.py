@@ -1,9 +1,11 @@
 """The training loop: one process or torch.distributed DDP (torchrun), AMP, gradient accumulation, exact resume.
 
 `Trainer(config, dataset).run()` trains LightweightOpenPose on a dataset whose items are dicts of float32 arrays
-image (3, H, W), keypoint_maps / keypoint_mask (19, H/8, W/8), paf_maps / paf_mask (38, H/8, W/8), optionally
-with `set_epoch(epoch)` for per-epoch augmentation. Under torchrun each process trains on its DistributedSampler
-share of every batch; rank 0 alone logs, validates and writes `<experiment_name>_checkpoints/`.
+image (3, H, W), keypoint_maps / keypoint_mask (K + 1, H/8, W/8), paf_maps / paf_mask (2 L, H/8, W/8), optionally
+with `set_epoch(epoch)` for per-epoch augmentation. The network's heads and the checkpoints' stored `skeleton`
+(plain data, `Skeleton.to_dict()`) come from the dataset's `skeleton` attribute (default: the published layout).
+Under torchrun each process trains on its DistributedSampler share of every batch; rank 0 alone logs, validates
+and writes `<experiment_name>_checkpoints/`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tqdm import tqdm
 from lightpose.errors import CheckpointError, DeviceError, UnreadableSamplesError, UsageError
 from lightpose.io import atomic_write, clean_stale_temps
 from lightpose.model import LightweightOpenPose, load_reference_state
+from lightpose.skeleton import OPENPOSE_COCO, Skeleton
 from lightpose.training import checkpoints
 from lightpose.training.loss import check_finite, loss_names, stage_losses
 from lightpose.training.optim import (
@@ -183,10 +186,10 @@ class ResumableDistributedSampler(DistributedSampler):
         return max(self.num_samples - self.start, 0)
 
 
-def build_model(config: TrainConfig) -> LightweightOpenPose:
-    """The network with its seeded initialisation (identical on every rank)."""
+def build_model(config: TrainConfig, skeleton: Skeleton = OPENPOSE_COCO) -> LightweightOpenPose:
+    """The network with heads for `skeleton` and its seeded initialisation (identical on every rank)."""
     torch.manual_seed(config.seed)
-    return LightweightOpenPose(num_refinement_stages=config.num_refinement_stages)
+    return LightweightOpenPose(num_refinement_stages=config.num_refinement_stages, skeleton=skeleton)
 
 
 def seed_everything(seed: int) -> None:
@@ -226,10 +229,13 @@ class Trainer:
             )
 
         seed_everything(config.seed)
-        self.module = build_model(config)
+        self.skeleton: Skeleton = getattr(dataset, "skeleton", None) or OPENPOSE_COCO
+        self.module = build_model(config, self.skeleton)
         checkpoint = checkpoints.read_checkpoint(config.checkpoint_path) if config.checkpoint_path else None
         resume = checkpoint is not None and not config.weights_only and not config.from_mobilenet
         source = str(config.checkpoint_path)
+        if checkpoint is not None and not config.from_mobilenet:
+            checkpoints.check_skeleton(checkpoints.stored_skeleton(checkpoint, source), self.skeleton, source)
         if checkpoint is not None and config.from_mobilenet:
             count = checkpoints.load_from_mobilenet(self.module, checkpoint, source)
             self._log(f"backbone initialised from MobileNet weights {source} ({count} tensors)")
@@ -312,6 +318,7 @@ class Trainer:
             "batch_size": self.config.batch_size,
             "batches_per_iter": self.config.batches_per_iter,
             "world_size": self.runtime.world_size,
+            "skeleton": self.skeleton.to_dict(),
         }
 
     def save(self) -> Path | None:
