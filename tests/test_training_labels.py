@@ -230,7 +230,7 @@ def test_cli_prepare_coco_checks_the_output_before_any_work(
     labels = tmp_path / "coco.json"
     labels.write_text(json.dumps(_coco([_person(1, 1, [100, 100, 100, 200], 6)], 1)))
     original = labels.read_text()
-    monkeypatch.setattr(cli, "prepare_coco_labels", lambda *a, **k: pytest.fail("work before the output check"))
+    monkeypatch.setattr(cli, "prepare_coco", lambda *a, **k: pytest.fail("work before the output check"))
     (tmp_path / "a_file").write_text("")
     (tmp_path / "a_folder").mkdir()
     cases = {

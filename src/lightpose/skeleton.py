@@ -288,7 +288,7 @@ def flip_pairs_from_names(names: tuple[str, ...] | list[str]) -> tuple[tuple[int
     """(left index, right index) of every pair of names that differ only in a left/right affix (case-insensitive):
     prefixes `left_`/`right_`, `l_`/`r_`, suffixes `_left`/`_right`, `_l`/`_r`."""
     index = {name.lower(): i for i, name in enumerate(names)}
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     for i, name in enumerate(names):
         low = name.lower()
         for left, right, prefix in _MIRRORED_AFFIXES:
@@ -356,7 +356,7 @@ def skeleton_from_coco_category(category: dict[str, object], *, name: str | None
     problem = _category_problem(category)
     if problem is not None:
         raise ValueError(f"{where}: {problem}: fix the category in the annotation file")
-    names = tuple(category["keypoints"])  # type: ignore[arg-type]
+    names: tuple[str, ...] = tuple(category["keypoints"])  # type: ignore[arg-type]
     edges = [(int(a) - 1, int(b) - 1) for a, b in category.get("skeleton") or []]  # type: ignore[attr-defined]
     loops = [names[a] for a, b in edges if a == b]
     if loops:

@@ -13,21 +13,30 @@ import sys
 import traceback
 
 from lightpose.io import check_output_path
-from lightpose.training.labels import prepare_coco_labels, save_prepared_labels
+from lightpose.training.labels import SKELETON_CHOICES, prepare_coco, save_prepared_labels
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "prepare-coco",
-        help="prepare training labels from COCO person keypoints",
+        help="prepare training labels from COCO-format keypoints",
         description="Make one training sample per main person (>= 5 keypoints, area >= 32x32) from a COCO "
-        "person_keypoints JSON file, and save the samples as JSON for `lightpose train`. A malformed annotation "
+        "keypoints JSON file, and save the samples as JSON for `lightpose train`. A malformed annotation "
         "stops with an error naming its id; crowd annotations without a segmentation are skipped (counted in a "
-        "warning).",
+        "warning). The skeleton to train is chosen here and stored with the labels (see --skeleton).",
     )
     parser.add_argument("--labels", required=True, help="COCO annotations, e.g. person_keypoints_train2017.json")
     parser.add_argument("--output", required=True, help="where to write the prepared labels (JSON)")
     parser.add_argument("--net-input-size", type=int, default=368, help="network input side (default: 368)")
+    parser.add_argument(
+        "--skeleton",
+        choices=SKELETON_CHOICES,
+        default="auto",
+        help="openpose-coco-18: the published 18-keypoint layout (COCO-17 labels + a neck made from the "
+        "shoulders); coco-17: COCO's 17 keypoints without the neck; from-category: the keypoints and skeleton "
+        "(1-based pairs) of the file's keypoint category, with its optional 'sigmas' (else COCO's for COCO "
+        "names, else 0.05); auto (default): openpose-coco-18 for a COCO-17 category, else from-category",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
     parser.set_defaults(func=run)
 
@@ -45,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         check_output_path(args.output, inputs=[args.labels], option="--output")
-        samples = prepare_coco_labels(args.labels, net_input_size=args.net_input_size)
+        samples, skeleton = prepare_coco(args.labels, net_input_size=args.net_input_size, skeleton=args.skeleton)
         if not samples:
             raise ValueError(f"{args.labels}: no person qualifies as a training sample (>= 5 keypoints, area >= 1024)")
     except KeyboardInterrupt:
@@ -53,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         return _fail(error, 2, args.verbose)
     try:
-        save_prepared_labels(samples, args.output)
+        save_prepared_labels(samples, args.output, skeleton)
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
     except Exception as error:
         return _fail(error, 1, args.verbose)
-    print(f"wrote {len(samples)} samples to {args.output}")
+    names = ", ".join(skeleton.keypoints)
+    print(f"wrote {len(samples)} samples to {args.output} (skeleton {skeleton.name!r}: {names})")
     return 0

@@ -21,7 +21,9 @@ from lightpose.training.trainer import TrainConfig
 
 DESCRIPTION = """\
 Train Lightweight OpenPose as the reference train.py: Adam, 13 parameter groups, MultiStepLR. Checkpoints go to
-<experiment-name>_checkpoints/checkpoint_iter_<N>.pth, losses to metrics.jsonl beside them.
+<experiment-name>_checkpoints/checkpoint_iter_<N>.pth, losses to metrics.jsonl beside them. The skeleton (the
+network's heads, stored in every checkpoint) is the one `lightpose prepare-coco --skeleton` stored with the labels;
+--weights-only from a checkpoint of another skeleton (e.g. the published model) takes its backbone and Cpm.
 
 Several GPUs (DDP; --batch-size is split over the processes):
   torchrun --nproc_per_node=N -m lightpose train ...

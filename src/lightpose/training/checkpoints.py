@@ -37,6 +37,7 @@ __all__ = [
     "checkpoint_path",
     "cpu_state_dict",
     "describe_missing",
+    "load_features",
     "load_from_mobilenet",
     "load_weights",
     "read_checkpoint",
@@ -47,6 +48,7 @@ __all__ = [
 
 _NEW_STAGE_PREFIX = "refinement_stages."
 _BACKBONE_PREFIX = "model."
+_FEATURE_PREFIXES = ("model.", "cpm.")
 
 
 def write_checkpoint(path: str | os.PathLike[str], checkpoint: Mapping[str, Any]) -> Path:
@@ -124,6 +126,15 @@ def load_from_mobilenet(model: nn.Module, checkpoint: Mapping[str, Any], source:
             "--from-mobilenet layout (module.model.N..., like mobilenet_sgd_68.848.pth.tar)"
         )
     fit = fit_state_dict(model, state, source, include=lambda key: key.startswith(_BACKBONE_PREFIX))
+    return sum(1 for k in fit.loaded if not k.endswith("num_batches_tracked"))
+
+
+def load_features(model: nn.Module, checkpoint: Mapping[str, Any], source: str) -> int:
+    """Initialise the backbone and Cpm (`model.*`, `cpm.*`: everything before the skeleton-sized stages) from a
+    pose checkpoint of another skeleton (--weights-only across skeletons). Every such tensor must be present with
+    the right shape and finite (else CheckpointError); the stages keep their initialisation. Returns the number of
+    tensors copied."""
+    fit = fit_state_dict(model, checkpoint, source, include=lambda key: key.startswith(_FEATURE_PREFIXES))
     return sum(1 for k in fit.loaded if not k.endswith("num_batches_tracked"))
 
 

@@ -234,11 +234,18 @@ class Trainer:
         checkpoint = checkpoints.read_checkpoint(config.checkpoint_path) if config.checkpoint_path else None
         resume = checkpoint is not None and not config.weights_only and not config.from_mobilenet
         source = str(config.checkpoint_path)
-        if checkpoint is not None and not config.from_mobilenet:
-            checkpoints.check_skeleton(checkpoints.stored_skeleton(checkpoint, source), self.skeleton, source)
+        stored = checkpoints.stored_skeleton(checkpoint, source) if checkpoint is not None else self.skeleton
+        if resume:
+            checkpoints.check_skeleton(stored, self.skeleton, source)
         if checkpoint is not None and config.from_mobilenet:
             count = checkpoints.load_from_mobilenet(self.module, checkpoint, source)
             self._log(f"backbone initialised from MobileNet weights {source} ({count} tensors)")
+        elif checkpoint is not None and config.weights_only and stored != self.skeleton:
+            count = checkpoints.load_features(self.module, checkpoint, source)
+            self._log(
+                f"backbone and Cpm initialised from {source} (skeleton {stored.name!r}, {count} tensors); the "
+                f"stages for skeleton {self.skeleton.name!r} start from their initialisation"
+            )
         elif checkpoint is not None and config.weights_only:
             missing = checkpoints.load_weights(self.module, checkpoint, source)
             if missing and self.runtime.is_main:
