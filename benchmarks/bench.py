@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import torch
 
+from lightpose import PoseTracker, draw_poses
 from lightpose.agreement import agreement
 from lightpose.backends import Backend, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, cpu_supports_bf16
 from lightpose.decode import decode_maps, entries_to_poses, upsample_maps
@@ -307,6 +308,49 @@ def agreement_table(backends: list[tuple[str, Backend]], held_out: list[Path]) -
     print()
 
 
+def make_video(path: Path, frames: int = 60) -> Path:
+    """A 1280x720 MJPG video cycling through the shared sports2d frames (same person moving)."""
+    photos = sorted(PEOPLE.glob("sports2d_demo_f*.jpg"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (1280, 720))
+    for i in range(frames):
+        writer.write(cv2.resize(read_image(photos[i % len(photos)]), (1280, 720)))
+    writer.release()
+    return path
+
+
+def stream_fps(backends: list[tuple[str, Backend]], video: Path, repeat: int) -> None:
+    """Frames/s of `est.stream(video)` (read, prepare, network, decode, track, draw overlapped) beside a serial
+    loop (read a frame, `est(frame)`, track, draw) and the network alone (1000 / network ms)."""
+    print("| backend | network alone fps | serial loop fps | est.stream fps | stream / network alone |")
+    print("|---|---|---|---|---|")
+    inputs = prepare_input(read_image(FRAME), 256)[0][None]
+    for name, backend in backends:
+        if not name.startswith(("torch fp32 (", "openvino")):
+            continue
+        est = PoseEstimator(backend, height=256)
+        net_ms = time_ms(lambda backend=backend: backend(inputs), repeat)
+
+        def serial(est: PoseEstimator = est) -> int:
+            capture, tracker, count = cv2.VideoCapture(str(video)), PoseTracker(), 0
+            while True:
+                ok, image = capture.read()
+                if not ok:
+                    return count
+                draw_poses(image, tracker.update(list(est(image))))
+                count += 1
+
+        def pipelined(est: PoseEstimator = est) -> int:
+            return sum(1 for result in est.stream(video) if result.plot() is not None)
+
+        frames = pipelined()
+        serial_s = time_ms(serial, 2, warmup=0) / 1e3
+        stream_s = time_ms(pipelined, 2, warmup=0) / 1e3
+        alone = 1e3 / net_ms
+        print(f"| {name} | {alone:.1f} | {frames / serial_s:.1f} | {frames / stream_s:.1f} | "
+              f"{frames / stream_s / alone:.2f} |")  # fmt: skip
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15, help="timed runs per measurement (median reported)")
@@ -344,6 +388,9 @@ def main() -> None:
     print(f"## End to end: {FRAME.name} ({frame.shape[1]}x{frame.shape[0]}) -> input 456x256, fixture model\n")
     print("The trained fixture model's real maps (a few people): e2e = `est(frame)`: preprocess, network, decode.\n")
     end_to_end(backends, frame, repeat)
+
+    print("## Pipelined stream: a 1280x720 video (60 frames), fixture model, tracking and drawing included\n")
+    stream_fps(backends, make_video(folder / "hd.avi"), repeat)
 
     print(f"## OpenVINO settings on {os.cpu_count()} cores: network ms, fixture model\n")
     openvino_settings(fixture, int8, frame, repeat)
