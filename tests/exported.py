@@ -60,11 +60,15 @@ def people_images(count: int) -> list[Path]:
 
 
 def run_cli(name: str, argv: list[str]) -> int:
-    """Run the subcommand `lightpose.cli.<name>` alone (argv without the subcommand's name), as `lightpose` would."""
+    """Run the subcommand `lightpose.cli.<name>` alone (argv without the subcommand's name), as `lightpose` would:
+    its exit code, exceptions mapped by `run_command`."""
     import argparse
     import importlib
 
+    from lightpose.cli.main import run_command
+
     parser = argparse.ArgumentParser(prog="lightpose")
     importlib.import_module(f"lightpose.cli.{name}").add_parser(parser.add_subparsers())
-    args = parser.parse_args([name.replace("_", "-"), *argv])
-    return int(args.func(args))
+    command = name.replace("_", "-")
+    args = parser.parse_args([command, *argv])
+    return run_command(args.func, args, f"lightpose {command}")

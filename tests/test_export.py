@@ -1,14 +1,20 @@
-"""Exported ONNX / OpenVINO models: names, opset, dynamic shapes, agreement with torch, atomic writes, CLI."""
+"""Exported ONNX / OpenVINO models: names, opset, dynamic shapes, agreement with torch, the stored skeleton,
+atomic writes, CLI."""
 
+import json
 import os
 
 import numpy as np
 import pytest
+import torch
 
 import lightpose.export as export_module
 from exported import random_onnx_bytes, run_cli
-from lightpose.backends import TorchBackend
-from lightpose.export import save_openvino, to_onnx, to_openvino
+from lightpose.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, open_exported
+from lightpose.estimator import PoseEstimator
+from lightpose.export import SKELETON_KEY, save_openvino, to_onnx, to_openvino
+from lightpose.model import LightweightOpenPose
+from lightpose.skeleton import OPENPOSE_COCO, Skeleton
 from random_model import random_checkpoint, random_input, random_model
 
 onnx = pytest.importorskip("onnx", reason="needs the onnx extra: pip install 'lightpose[onnx]'")
@@ -169,3 +175,81 @@ def test_cli_refuses_an_output_of_the_other_format(tmp_path, capsys):
         == 2
     )
     assert "multiples of 8" in capsys.readouterr().err and not output.exists()
+
+
+# -- the skeleton stored in exported files -----------------------------------------------------------------------
+FIVE = Skeleton(
+    name="five",
+    keypoints=("head", "left_hand", "right_hand", "left_foot", "right_foot"),
+    limbs=((0, 1), (0, 2), (0, 3), (0, 4), (3, 4)),
+    sigmas=(0.05,) * 5,
+    redundant_limbs=(4,),
+    flip_pairs=((1, 2), (3, 4)),
+)
+
+
+@pytest.fixture(scope="module")
+def five_model():
+    torch.manual_seed(0)
+    return LightweightOpenPose(skeleton=FIVE).eval()
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".xml"])
+def test_exported_custom_skeleton_decodes_with_its_skeleton(five_model, tmp_path, suffix):
+    path = tmp_path / f"five{suffix}"
+    export = to_onnx if suffix == ".onnx" else to_openvino
+    assert export(five_model, path, height=64, width=96) < 1e-3
+    runner = open_exported(path)
+    assert runner.skeleton == FIVE
+    estimator = PoseEstimator.from_pretrained(path, height=64)
+    assert estimator.skeleton == FIVE
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    heatmaps, pafs, _ = estimator.infer_maps(image)
+    assert (heatmaps.shape[0], pafs.shape[0]) == (FIVE.num_heatmaps, FIVE.num_pafs) == (6, 10)
+    result = estimator(image)  # decoded with the stored skeleton: the published one would raise on 6 heatmaps
+    assert all(pose.keypoints.shape == (5, 3) for pose in result)
+
+
+def test_skeleton_is_in_the_file_metadata(five_model, tmp_path):
+    import onnx
+
+    path = tmp_path / "five.onnx"
+    to_onnx(five_model, path, height=64, width=96, verify=False)
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert Skeleton.from_dict(json.loads(props[SKELETON_KEY])) == FIVE
+    # OpenVINO reading the .onnx finds it (rt_info "framework"), and so does an IR saved with a skeleton
+    assert OpenVINOBackend(path).skeleton == FIVE
+    xml = tmp_path / "five.xml"
+    save_openvino(ov.Core().read_model(random_onnx_bytes(), b""), xml, skeleton=FIVE)
+    assert ov.Core().read_model(str(xml)).has_rt_info(SKELETON_KEY)
+    assert open_exported(xml).skeleton == FIVE
+
+
+def test_published_layout_files_and_files_without_a_skeleton(tmp_path):
+    path = tmp_path / "random.onnx"
+    path.write_bytes(random_onnx_bytes())
+    assert OnnxRuntimeBackend(path).skeleton == OPENPOSE_COCO  # random_model() has the published skeleton
+    proto = onnx.load_from_string(random_onnx_bytes())
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(proto.SerializeToString())
+    assert OnnxRuntimeBackend(bare).skeleton is None and OpenVINOBackend(bare).skeleton is None
+    assert PoseEstimator.from_pretrained(bare).skeleton == OPENPOSE_COCO
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = SKELETON_KEY, json.dumps({"name": "broken"})
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(proto.SerializeToString())
+    with pytest.raises(ValueError, match=r"broken\.onnx.*not a valid skeleton.*re-export it"):
+        OnnxRuntimeBackend(broken)
+    with pytest.raises(ValueError, match=r"broken\.onnx.*not a valid skeleton"):
+        OpenVINOBackend(broken)
+
+
+def test_cli_exports_a_custom_skeleton_checkpoint(five_model, tmp_path, capsys):
+    checkpoint = tmp_path / "five.pth"
+    torch.save({"state_dict": five_model.state_dict(), "skeleton": FIVE.to_dict()}, checkpoint)
+    output = tmp_path / "five.xml"
+    argv = ["--format", "openvino", "--checkpoint", str(checkpoint), "--output", str(output), "-q"]
+    assert run_cli("export", [*argv, "--height", "64", "--width", "96"]) == 0
+    assert capsys.readouterr().out == ""  # -q: no status line
+    assert PoseEstimator.from_pretrained(output, height=64).skeleton == FIVE

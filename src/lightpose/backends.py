@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 from lightpose.errors import DeviceError
+from lightpose.export import SKELETON_KEY, read_skeleton
 from lightpose.model import fold_batchnorm
+from lightpose.skeleton import Skeleton
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -182,6 +184,15 @@ def _map_outputs(names: list[str], where: str) -> list[str]:
     return names[-2:]
 
 
+def _openvino_metadata(model: Any, key: str) -> str | None:
+    """The text an openvino.Model stores under `key` in its rt_info: set there by `lightpose export`/`quantize`, or
+    under "framework" when OpenVINO read the key from an ONNX file's metadata_props."""
+    for path in ([key], ["framework", key]):
+        if model.has_rt_info(path):
+            return str(model.get_rt_info(path).astype(str))
+    return None
+
+
 def _check_input_size(expected: list[Any], shape: tuple[int, ...], where: str) -> None:
     """ValueError when a fixed input height/width of an exported model differs from the batch's."""
     fixed = [(axis, dim) for axis, dim in zip(("height", "width"), expected[2:]) if isinstance(dim, int)]
@@ -199,7 +210,8 @@ class OnnxRuntimeBackend:
 
     device "cpu" or "cuda" (CUDAExecutionProvider, falling back to CPU with a warning). `provider` is the execution
     provider that actually runs. A file with a fixed batch of 1 runs batches one image at a time; a fixed
-    height/width must match the input (ValueError otherwise).
+    height/width must match the input (ValueError otherwise). `skeleton` is the one the file stores (None: the
+    published layout).
     """
 
     name = "onnxruntime"
@@ -247,6 +259,8 @@ class OnnxRuntimeBackend:
         self.input_name: str = inputs[0].name
         self.input_shape: list[Any] = list(inputs[0].shape)
         self.outputs = _map_outputs([o.name for o in self.session.get_outputs()], self.source)
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.skeleton: Skeleton | None = read_skeleton(metadata.get(SKELETON_KEY), self.source)
         self.description = f"onnxruntime fp32 ({self.provider})"
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -266,7 +280,8 @@ class OpenVINOBackend:
     precision sets INFERENCE_PRECISION_HINT for the floating-point layers: "fp32" (f32), "bf16" (needs a CPU with
     bf16) or "fp16"; the layers of an INT8 model run in int8 whatever it is. One compiled model per input shape
     is kept (static shapes run faster than dynamic ones; any convolutional model reshapes). `config` adds or
-    overrides OpenVINO properties (default: PERFORMANCE_HINT LATENCY).
+    overrides OpenVINO properties (default: PERFORMANCE_HINT LATENCY). `skeleton` is the one the model stores
+    (None: the published layout).
     """
 
     name = "openvino"
@@ -307,6 +322,8 @@ class OpenVINOBackend:
             self.model = (
                 self.core.read_model(source, b"") if isinstance(source, bytes) else self.core.read_model(source)
             )
+        where = str(model) if isinstance(model, (str, os.PathLike)) else "the OpenVINO model"
+        self.skeleton: Skeleton | None = read_skeleton(_openvino_metadata(self.model, SKELETON_KEY), where)
         self.outputs = _map_outputs([o.get_any_name() for o in self.model.outputs], "the OpenVINO model")
         self.int8 = any(op.get_type_name() == "FakeQuantize" for op in self.model.get_ops())
         self.config: dict[str, Any] = {
@@ -388,7 +405,8 @@ def open_exported(
     """A runner for an exported model file: `.onnx` -> onnxruntime, `.xml` (OpenVINO IR, INT8 included) ->
     OpenVINO; `backend="openvino"` also runs an .onnx file. Any input size the estimator prepares works with
     files from `lightpose export` / `lightpose quantize` (dynamic batch, height and width); OpenVINO reshapes
-    fixed-size files too, onnxruntime refuses a fixed height/width that differs (ValueError)."""
+    fixed-size files too, onnxruntime refuses a fixed height/width that differs (ValueError). The runner's
+    `skeleton` is the one the file stores (None: the published layout), which PoseEstimator decodes with."""
     file = _model_file(path)
     suffix = file.suffix.lower()
     if suffix not in EXPORTED_SUFFIXES:

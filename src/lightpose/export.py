@@ -1,12 +1,15 @@
 """Export the network to ONNX or OpenVINO IR: input `data` (N, 3, H, W) float32 -> last-stage `heatmaps`, `pafs`.
 
-Batch, height and width are dynamic (H and W multiples of 8). Files are written to a temporary name in the target
-folder and renamed into place, so an interrupted export leaves no partial file.
+Batch, height and width are dynamic (H and W multiples of 8). The network's skeleton is stored in the file as JSON
+(`Skeleton.to_dict()`) under the key `lightpose.skeleton`: ONNX `metadata_props`, OpenVINO `rt_info`. Files are
+written to a temporary name in the target folder and renamed into place, so an interrupted export leaves no partial
+file.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import tempfile
@@ -20,10 +23,11 @@ import torch
 from torch import nn
 
 from lightpose.io import atomic_path, atomic_write
-from lightpose.skeleton import STRIDE
+from lightpose.skeleton import STRIDE, Skeleton
 
 INPUT_NAME = "data"
 OUTPUT_NAMES = ("heatmaps", "pafs")
+SKELETON_KEY = "lightpose.skeleton"  # ONNX metadata_props / OpenVINO rt_info key of the skeleton's JSON
 MIN_OPSET = 17
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml"}
 
@@ -38,6 +42,30 @@ class LastStage(nn.Module):
     def forward(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self.model(data)
         return outputs[-2], outputs[-1]
+
+
+def skeleton_json(skeleton: Skeleton) -> str:
+    """The text stored under SKELETON_KEY in an exported file: `skeleton.to_dict()` as JSON."""
+    return json.dumps(skeleton.to_dict())
+
+
+def read_skeleton(text: str | None, where: str) -> Skeleton | None:
+    """The Skeleton an exported file stores under SKELETON_KEY (`text`), or None when it stores none (the published
+    layout); ValueError naming `where` when the text is not a skeleton."""
+    if text is None:
+        return None
+    try:
+        return Skeleton.from_dict(json.loads(text))
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{where}: its {SKELETON_KEY!r} metadata is not a valid skeleton ({error}): re-export it with "
+            "`lightpose export` from its checkpoint"
+        ) from error
+
+
+def _model_skeleton(model: nn.Module) -> Skeleton | None:
+    skeleton = getattr(model, "skeleton", None)
+    return skeleton if isinstance(skeleton, Skeleton) else None
 
 
 def _check_size(height: int, width: int) -> None:
@@ -70,6 +98,10 @@ def _onnx_bytes(model: nn.Module, height: int, width: int, opset: int, dynamo: b
             dynamic_axes = {INPUT_NAME: axes, **{name: out_axes for name in OUTPUT_NAMES}}
             torch.onnx.export(wrapper, (example,), str(file), dynamo=False, dynamic_axes=dynamic_axes, **names)
         proto = onnx.load(str(file))
+    skeleton = _model_skeleton(model)
+    if skeleton is not None:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = SKELETON_KEY, skeleton_json(skeleton)
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
@@ -78,6 +110,7 @@ def onnx_model_bytes(
     model: nn.Module, *, height: int = 256, width: int = 456, opset: int = 18, dynamo: bool = False
 ) -> bytes:
     """The network as ONNX bytes (opset >= 17) with dynamic batch, height and width; traced at (height, width).
+    The model's `skeleton` is stored in `metadata_props` under SKELETON_KEY.
 
     `dynamo` selects torch's newer exporter (same graph, several times slower to export).
     """
@@ -188,12 +221,17 @@ def to_onnx(
     return worst
 
 
-def save_openvino(ov_model: Any, path: str | os.PathLike, *, compress_to_fp16: bool = False) -> None:
+def save_openvino(
+    ov_model: Any, path: str | os.PathLike, *, skeleton: Skeleton | None = None, compress_to_fp16: bool = False
+) -> None:
     """Write an openvino.Model as IR: `path` (.xml) and its weights beside it (.bin), each atomically (.bin first,
-    so a new .xml never meets an old .bin)."""
+    so a new .xml never meets an old .bin). A `skeleton` is stored in the model's rt_info under SKELETON_KEY
+    (set on `ov_model` too)."""
     import openvino as ov
 
     target = check_output(path, "openvino")
+    if skeleton is not None:
+        ov_model.set_rt_info(skeleton_json(skeleton), SKELETON_KEY)
     with tempfile.TemporaryDirectory() as folder:
         xml = Path(folder) / "model.xml"
         ov.save_model(ov_model, str(xml), compress_to_fp16=compress_to_fp16)
@@ -214,7 +252,8 @@ def to_openvino(
 ) -> float | None:
     """Write the network as OpenVINO IR: `path` (.xml) and the weights beside it (.bin), dynamic batch/H/W.
 
-    Converted from the ONNX export; weights stay fp32 unless `compress_to_fp16`. With `verify`, the model is first
+    Converted from the ONNX export; weights stay fp32 unless `compress_to_fp16`; the model's `skeleton` is stored in
+    rt_info under SKELETON_KEY. With `verify`, the model is first
     run by OpenVINO (CPU, f32) at two input sizes against torch fp32; returns that max abs difference.
     """
     try:
@@ -224,5 +263,5 @@ def to_openvino(
     check_output(path, "openvino")
     ov_model = ov.Core().read_model(onnx_model_bytes(model, height=height, width=width, opset=opset), b"")
     worst = verify_openvino(model, ov_model, _check_sizes(height, width)) if verify else None
-    save_openvino(ov_model, path, compress_to_fp16=compress_to_fp16)
+    save_openvino(ov_model, path, skeleton=_model_skeleton(model), compress_to_fp16=compress_to_fp16)
     return worst
