@@ -1,5 +1,5 @@
-"""The one `lightpose` command: subcommands, --version, `python -m lightpose`, unknown options, exit codes and
-messages in command-line words."""
+"""The one `lightpose` command: subcommands, --version, `python -m lightpose`, unknown and abbreviated options,
+-q/-v everywhere, exit codes and messages in command-line words."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 import lightpose
 from lightpose.cli import demo
-from lightpose.cli.main import main, run_command
+from lightpose.cli.main import SUBCOMMANDS, build_parser, main, run_command
 from lightpose.cli.options import cli_words
 from lightpose.errors import UsageError
 
@@ -45,6 +45,36 @@ def test_bad_options_exit_2_with_one_line(argv: list[str], message: str, capsys:
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and "--help" in err
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return subparsers.choices[command]
+
+
+def _unique_prefix(options: set[str]) -> str:
+    """A prefix of one long option that no other option starts with: what argparse would accept as that option
+    if abbreviations were allowed."""
+    for option in sorted((o for o in options if o.startswith("--")), key=len, reverse=True):
+        prefix = option[:-2]
+        if len(prefix) > 3 and [o for o in options if o.startswith(prefix)] == [option]:
+            return prefix
+    raise AssertionError(f"no option with a unique prefix in {sorted(options)}")
+
+
+@pytest.mark.parametrize("command", [name.replace("_", "-") for name in SUBCOMMANDS])
+def test_every_subcommand_has_q_v_and_rejects_an_abbreviated_option(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = {s for action in _subparser(command)._actions for s in action.option_strings}
+    assert {"-q", "--quiet", "-v", "--verbose"} <= options
+    prefix = _unique_prefix(options)
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, prefix, "1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"lightpose {command}: error: unknown option {prefix}" in err
 
 
 def test_seed_demo_unknown_option_suggests_the_right_one(capsys: pytest.CaptureFixture[str]) -> None:

@@ -164,6 +164,23 @@ def test_eval_interrupted_exits_130(people_dir, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err == "lightpose eval: interrupted\n"
 
 
+def test_eval_runtime_failure_exits_1_in_one_line_and_traceback_with_v(people_dir, tmp_path, capsys, monkeypatch):
+    from lightpose.training import evaluate
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the network failed: try --device cpu")
+
+    monkeypatch.setattr(evaluate, "evaluate_coco", broken)
+    monkeypatch.setattr("lightpose.estimator.PoseEstimator.from_pretrained", lambda *a, **k: None)
+    argv = ["eval", "--labels", str(people_dir / "person_keypoints.json"), "--images", str(people_dir)]
+    argv += ["--output", str(tmp_path / "det.json"), "--no-progress"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == "lightpose eval: error: the network failed: try --device cpu\n"
+    assert main([*argv, "-v"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith("lightpose eval: error: the network failed: try --device cpu\n")
+
+
 def test_val_subset_checks_its_output_and_writes_with_the_umask_mode(people_dir, tmp_path, capsys, monkeypatch):
     import os
 

@@ -79,3 +79,7 @@ class OutputWriteError(LightposeError, OSError):
 
 class MapsError(LightposeError, ValueError):
     """Heatmaps or PAFs that cannot be decoded: wrong shape, dtype or channel count, or non-finite values."""
+
+
+class TrainingError(LightposeError, RuntimeError):
+    """Training failed after it started, whatever the cause (chained as __cause__); the message is the cause's."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from lightpose.cli.options import add_model_options, add_verbosity, configure_logging, load_estimator, say
+from lightpose.errors import UsageError
 from lightpose.skeleton import STRIDE
+
+PROG = "lightpose eval"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,22 +22,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--labels", required=True, help="COCO keypoints JSON, e.g. person_keypoints_val2017.json")
     parser.add_argument("--images", required=True, help="folder of the annotated images, e.g. val2017/")
-    parser.add_argument(
-        "--checkpoint", help="registered weights name, checkpoint path or URL (default: the published COCO model)"
-    )
     parser.add_argument("--multiscale", action="store_true", help="average scales 0.5, 1, 1.5, 2 (as val.py)")
     parser.add_argument("--flip", action="store_true", help="also average the mirrored image's maps (flip test)")
     parser.add_argument("--output", default="detections.json", help="detections file (default detections.json)")
     parser.add_argument("--subset", type=int, help="evaluate N images drawn as make_val_subset (seed 0)")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--height", type=int, default=368, help="network input height at scale 1 (default 368)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_options(parser, height=368, backend="torch")
+    add_verbosity(parser)
     parser.set_defaults(func=run)
-
-
-def _error(message: str, code: int = 2) -> int:
-    print(f"lightpose eval: error: {message}", file=sys.stderr)
-    return code
 
 
 def _print_stats(stats: dict[str, float]) -> None:
@@ -43,19 +38,17 @@ def _print_stats(stats: dict[str, float]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lightpose.errors import OutputWriteError
-    from lightpose.estimator import PoseEstimator
     from lightpose.io import check_output_path
     from lightpose.training.evaluate import evaluate_coco
 
+    configure_logging(PROG, quiet=args.quiet, verbose=args.verbose)
     if args.height < STRIDE or args.height % STRIDE:
-        return _error(f"--height must be a positive multiple of {STRIDE}, got {args.height}")
+        raise UsageError(f"--height must be a positive multiple of {STRIDE}, got {args.height}: pass e.g. 368")
     if args.subset is not None and args.subset < 1:
-        return _error(f"--subset must be >= 1, got {args.subset}")
+        raise UsageError(f"--subset must be >= 1, got {args.subset}: pass a number of images, or leave it out")
+    check_output_path(args.output, inputs=[args.labels, args.checkpoint], option="--output")
+    estimator = load_estimator(args, progress=not args.no_progress)
     try:
-        check_output_path(args.output, inputs=[args.labels, args.checkpoint], option="--output")
-        estimator = PoseEstimator.from_pretrained(
-            args.checkpoint, device=args.device, height=args.height, progress=not args.no_progress
-        )
         stats = evaluate_coco(
             estimator,
             args.labels,
@@ -67,17 +60,10 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             height=args.height,
         )
-    except KeyboardInterrupt:
-        print("lightpose eval: interrupted", file=sys.stderr)
-        return 130
     except OutputWriteError as error:  # the run finished: its numbers are not lost
         if isinstance(error.result, dict):
             _print_stats(error.result)
-        return _error(str(error), code=1)
-    except (ImportError, OSError, ValueError, KeyError) as error:
-        return _error(str(error))
-    except RuntimeError as error:
-        return _error(str(error), code=1)
+        raise
     _print_stats(stats)
-    print(f"detections written to {args.output}")
+    say(args, f"detections written to {args.output}")
     return 0

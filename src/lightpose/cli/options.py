@@ -18,6 +18,7 @@ BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda when available, else cpu)"
 CHECKPOINT_HELP = "registered weights name, checkpoint file (.pth), exported model (.onnx, .xml) or URL"
+CHECKPOINT_FILE_HELP = "registered weights name, checkpoint file (.pth) or URL"
 BACKEND_HELP = (
     "network runtime: auto (OpenVINO on CPU where installed, else torch), torch (bit-exact reference), "
     "onnxruntime or openvino (extras lightpose[onnx] / lightpose[openvino]); default %(default)s"
@@ -63,14 +64,21 @@ class Parser(argparse.ArgumentParser):
         return parsed
 
 
-def add_model_options(parser: argparse.ArgumentParser, *, height: int = 256, backend: str = "auto") -> None:
-    """--checkpoint, --device, --backend, --precision and --height, with the same help in every command."""
+def add_model_options(
+    parser: argparse.ArgumentParser, *, height: int = 256, backend: str = "auto", runtime: bool = True
+) -> None:
+    """--checkpoint, --device, --backend, --precision and --height, with the same help in every command.
+
+    `runtime=False` (commands that convert a checkpoint rather than run it: export, quantize): only --checkpoint
+    (a checkpoint, not an exported model) and --height."""
     group = parser.add_argument_group("model")
     default = "(default: the published model)"
-    group.add_argument("--checkpoint", metavar="NAME|PATH|URL", help=f"{CHECKPOINT_HELP} {default}")
-    group.add_argument("--device", help=DEVICE_HELP)
-    group.add_argument("--backend", choices=BACKEND_CHOICES, default=backend, help=BACKEND_HELP)
-    group.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
+    what = CHECKPOINT_HELP if runtime else CHECKPOINT_FILE_HELP
+    group.add_argument("--checkpoint", metavar="NAME|PATH|URL", help=f"{what} {default}")
+    if runtime:
+        group.add_argument("--device", help=DEVICE_HELP)
+        group.add_argument("--backend", choices=BACKEND_CHOICES, default=backend, help=BACKEND_HELP)
+        group.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
     group.add_argument("--height", type=int, default=height, help=HEIGHT_HELP)
 
 
@@ -79,6 +87,12 @@ def add_verbosity(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     group.add_argument("-v", "--verbose", action="store_true", help="print debug messages and tracebacks")
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    """Print a status line to stdout unless -q (a command's results are printed whatever -q says)."""
+    if not getattr(args, "quiet", False):
+        print(text, flush=True)
 
 
 class _Formatter(logging.Formatter):
@@ -132,14 +146,19 @@ def cli_words(message: str) -> str:
     return _PYTHON_ARGUMENT.sub(lambda m: f"--{m.group(1)} {m.group(4)}", message)
 
 
-def load_estimator(args: argparse.Namespace) -> PoseEstimator:
-    """The estimator of --checkpoint/--device/--backend/--precision/--height; a bad value, a missing or unusable
-    checkpoint or device raises UsageError in command-line words."""
+def load_estimator(args: argparse.Namespace, *, progress: bool = True) -> PoseEstimator:
+    """The estimator of --checkpoint/--device/--backend/--precision/--height (`progress`: a download's progress
+    bar); a bad value, a missing or unusable checkpoint or device raises UsageError in command-line words."""
     from lightpose.estimator import PoseEstimator
 
     try:
         return PoseEstimator.from_pretrained(
-            args.checkpoint, device=args.device, height=args.height, backend=args.backend, precision=args.precision
+            args.checkpoint,
+            device=args.device,
+            height=args.height,
+            backend=args.backend,
+            precision=args.precision,
+            progress=progress,
         )
     except ConnectionError:
         raise  # a failed download is a runtime failure, not bad usage

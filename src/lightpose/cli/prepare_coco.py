@@ -7,13 +7,13 @@ named by its id), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
-import sys
-import traceback
 
+from lightpose.cli.options import add_verbosity, configure_logging, say
+from lightpose.errors import UsageError
 from lightpose.io import check_output_path
 from lightpose.training.labels import SKELETON_CHOICES, prepare_coco, save_prepared_labels
+
+PROG = "lightpose prepare-coco"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,36 +37,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(1-based pairs) of the file's keypoint category, with its optional 'sigmas' (else COCO's for COCO "
         "names, else 0.05); auto (default): openpose-coco-18 for a COCO-17 category, else from-category",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
+    add_verbosity(parser)
     parser.set_defaults(func=run)
 
 
-def _fail(error: BaseException, code: int, verbose: bool) -> int:
-    if verbose:
-        traceback.print_exception(error)
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    print(f"lightpose prepare-coco: error: {message}", file=sys.stderr)
-    return code
-
-
 def run(args: argparse.Namespace) -> int:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        check_output_path(args.output, inputs=[args.labels], option="--output")
-        samples, skeleton = prepare_coco(args.labels, net_input_size=args.net_input_size, skeleton=args.skeleton)
-        if not samples:
-            raise ValueError(f"{args.labels}: no person qualifies as a training sample (>= 5 keypoints, area >= 1024)")
-    except KeyboardInterrupt:
-        return 128 + signal.SIGINT
-    except (OSError, ValueError) as error:
-        return _fail(error, 2, args.verbose)
-    try:
-        save_prepared_labels(samples, args.output, skeleton)
-    except KeyboardInterrupt:
-        return 128 + signal.SIGINT
-    except Exception as error:
-        return _fail(error, 1, args.verbose)
+    configure_logging(PROG, quiet=args.quiet, verbose=args.verbose)
+    check_output_path(args.output, inputs=[args.labels], option="--output")
+    samples, skeleton = prepare_coco(args.labels, net_input_size=args.net_input_size, skeleton=args.skeleton)
+    if not samples:
+        raise UsageError(
+            f"{args.labels}: no person qualifies as a training sample (>= 5 keypoints, area >= 1024): "
+            "check that the file holds keypoint annotations"
+        )
+    save_prepared_labels(samples, args.output, skeleton)
     names = ", ".join(skeleton.keypoints)
-    print(f"wrote {len(samples)} samples to {args.output} (skeleton {skeleton.name!r}: {names})")
+    say(args, f"wrote {len(samples)} samples to {args.output} (skeleton {skeleton.name!r}: {names})")
     return 0

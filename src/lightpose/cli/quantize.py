@@ -4,8 +4,11 @@ its poses with fp32 poses on held-out images."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+
+from lightpose.cli.options import add_model_options, add_verbosity, configure_logging, say
+
+PROG = "lightpose quantize"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -15,13 +18,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Quantize a checkpoint's network to INT8 with NNCF post-training quantization, calibrated on a "
         "folder of images like the ones it will see, and write it as OpenVINO IR (.xml, .bin beside it); "
         "PoseEstimator.from_pretrained(OUTPUT) runs it. Then prints how its poses agree with torch fp32 poses on "
-        "held-out images (--validation, else every 4th calibration image, which is then not used to calibrate).",
+        "held-out images (--validation, else every 4th calibration image, which is then not used to calibrate). "
+        "The checkpoint's skeleton is stored in the IR.",
     )
-    parser.add_argument("--checkpoint", required=True, help="registered weights name, checkpoint path or URL")
     parser.add_argument("--calibration", required=True, help="folder of calibration images (a few hundred at most)")
     parser.add_argument("--output", required=True, help="output .xml file (the weights go beside it as .bin)")
     parser.add_argument("--validation", help="folder of held-out images for the agreement report")
-    parser.add_argument("--height", type=int, default=256, help="network input height, a multiple of 8 (256)")
+    add_model_options(parser, runtime=False)
     parser.add_argument(
         "--preset", choices=("mixed", "performance"), default="mixed", help="NNCF preset (default mixed)"
     )
@@ -41,29 +44,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="use nncf.quantize_with_accuracy_control: return layers to float (up to 8 rounds) until the mean OKS "
         "to fp32 poses on the validation images drops by at most this much (e.g. 0.05); minutes per round",
     )
+    add_verbosity(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightpose.export import check_output
-
-    try:
-        check_output(args.output, "openvino")
-        return _quantize(args)
-    except (OSError, ValueError, ImportError, RuntimeError) as error:
-        print(f"lightpose quantize: error: {error}", file=sys.stderr)
-        return 2
-
-
-def _quantize(args: argparse.Namespace) -> int:
     from lightpose.backends import OpenVINOBackend
-    from lightpose.export import save_openvino
+    from lightpose.export import check_output, save_openvino
     from lightpose.io import list_images
     from lightpose.quantize import QuantizeOptions, ValidationSet, calibration_inputs, split_folder
     from lightpose.quantize import quantize as quantize_model
     from lightpose.quantize import quantize_with_accuracy_control as quantize_controlled
     from lightpose.weights import load_model
 
+    configure_logging(PROG, quiet=args.quiet, verbose=args.verbose)
+    check_output(args.output, "openvino")
     options = QuantizeOptions(
         preset=args.preset,
         keep_edges_float=not args.quantize_edges,
@@ -77,7 +72,7 @@ def _quantize(args: argparse.Namespace) -> int:
     model, _ = load_model(args.checkpoint)
     validation = ValidationSet(model, validation_paths, args.height)
     calibration = calibration_inputs(calibration_paths, args.height)
-    print(f"calibrating on {len(calibration)} images, validating on {len(validation_paths)} held-out images")
+    say(args, f"calibrating on {len(calibration)} images, validating on {len(validation_paths)} held-out images")
     start = time.perf_counter()
     if args.max_drop is None:
         int8 = quantize_model(model, calibration, options)
@@ -85,8 +80,8 @@ def _quantize(args: argparse.Namespace) -> int:
         int8 = quantize_controlled(
             model, calibration, validation.inputs, validation.metric, max_drop=args.max_drop, options=options
         )
-    save_openvino(int8, args.output)
-    print(f"wrote {args.output} and its .bin weights ({time.perf_counter() - start:.0f} s)")
+    save_openvino(int8, args.output, skeleton=model.skeleton)
+    say(args, f"wrote {args.output} and its .bin weights ({time.perf_counter() - start:.0f} s)")
     result = validation.compare(OpenVINOBackend(args.output))
     print(f"INT8 vs torch fp32 on {result.images} held-out images: {result.summary()}")
     return 0

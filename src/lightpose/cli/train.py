@@ -1,23 +1,26 @@
 """`lightpose train`: train Lightweight OpenPose on prepared COCO labels (one GPU, or many under torchrun).
 
 The options are generated from `TrainConfig`'s fields (help from their metadata, defaults from the fields), plus
-the data options below. Exit codes: 0 done, 1 runtime failure, 2 bad usage or input, 130 / 143 stopped by
-SIGINT / SIGTERM (after writing a checkpoint).
+the data options below. Exit codes (`lightpose.cli.main.run_command`): 0 done, 1 runtime failure (anything that
+fails once training started), 2 bad usage or input, 130 / 143 stopped by SIGINT / SIGTERM (after writing a
+checkpoint).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import signal
 import sys
-import traceback
 import typing
 from pathlib import Path
 
+from lightpose.cli.options import add_verbosity, configure_logging, say
+from lightpose.errors import TrainingError
 from lightpose.io import check_output_path
 from lightpose.training.trainer import TrainConfig
+
+PROG = "lightpose train"
 
 DESCRIPTION = """\
 Train Lightweight OpenPose as the reference train.py: Adam, 13 parameter groups, MultiStepLR. Checkpoints go to
@@ -49,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--input-size", type=int, default=368, metavar="N", help="training crop side in pixels (default: 368)"
     )
     add_config_options(parser, TrainConfig)
-    parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error")
+    add_verbosity(parser)
     parser.set_defaults(func=run)
 
 
@@ -82,49 +85,32 @@ def _one_line(error: BaseException) -> str:
     return lines[0]
 
 
-def _fail(error: BaseException, code: int, verbose: bool) -> int:
-    if verbose:
-        traceback.print_exception(error)
-    print(f"lightpose train: error: {_one_line(error)}", file=sys.stderr)
-    return code
-
-
 def run(args: argparse.Namespace) -> int:
     from lightpose.training.dataset import CocoKeypointsDataset
     from lightpose.training.trainer import Trainer
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    verbose = args.verbose
+    configure_logging(PROG, quiet=args.quiet, verbose=args.verbose)
     config = TrainConfig(**{item.name: getattr(args, item.name) for item in dataclasses.fields(TrainConfig)})
-    try:
-        config.check()
-        labels, images = Path(args.prepared_train_labels), Path(args.train_images_folder)
-        if not labels.is_file():
-            raise FileNotFoundError(f"--prepared-train-labels {labels} does not exist: run `lightpose prepare-coco`")
-        if not images.is_dir():
-            raise FileNotFoundError(f"--train-images-folder {images} is not a folder: check the path")
-        if config.checkpoint_path and not Path(config.checkpoint_path).is_file():
-            what = "MobileNet weights" if config.from_mobilenet else "checkpoint"
-            raise FileNotFoundError(f"--checkpoint {config.checkpoint_path} ({what}) does not exist: check the path")
-        inputs = (labels, images, config.checkpoint_path, config.val_labels, config.val_images_folder)
-        check_output_path(config.checkpoints_dir, folder=True, inputs=inputs, option="--experiment-name folder")
-        dataset = CocoKeypointsDataset(labels, images, seed=config.seed, input_size=args.input_size)
-        trainer = Trainer(config, dataset)
-    except KeyboardInterrupt:
-        print("lightpose train: interrupted before training started", file=sys.stderr)
-        return 128 + signal.SIGINT
-    except (OSError, ValueError) as error:
-        return _fail(error, 2, verbose)
-    except Exception as error:
-        return _fail(error, 1, verbose)
+    config.check()
+    labels, images = Path(args.prepared_train_labels), Path(args.train_images_folder)
+    if not labels.is_file():
+        raise FileNotFoundError(f"--prepared-train-labels {labels} does not exist: run `lightpose prepare-coco`")
+    if not images.is_dir():
+        raise FileNotFoundError(f"--train-images-folder {images} is not a folder: check the path")
+    if config.checkpoint_path and not Path(config.checkpoint_path).is_file():
+        what = "MobileNet weights" if config.from_mobilenet else "checkpoint"
+        raise FileNotFoundError(f"--checkpoint {config.checkpoint_path} ({what}) does not exist: check the path")
+    inputs = (labels, images, config.checkpoint_path, config.val_labels, config.val_images_folder)
+    check_output_path(config.checkpoints_dir, folder=True, inputs=inputs, option="--experiment-name folder")
+    dataset = CocoKeypointsDataset(labels, images, seed=config.seed, input_size=args.input_size)
+    trainer = Trainer(config, dataset)
     try:
         path = trainer.run()
     except KeyboardInterrupt:  # a second SIGINT/SIGTERM, or Ctrl-C before the handlers were installed
-        print("lightpose train: aborted (no checkpoint of the current iteration)", file=sys.stderr)
+        print(f"{PROG}: aborted (no checkpoint of the current iteration)", file=sys.stderr)
         return 128 + (trainer.signal_received or signal.SIGINT)
-    except Exception as error:
-        return _fail(error, 1, verbose)
+    except Exception as error:  # once training started, any failure is a runtime failure (exit 1), in one line
+        raise TrainingError(_one_line(error)) from error
     finally:
         import torch.distributed as dist
 
@@ -133,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
     stopped_by = trainer.interrupted_by
     if stopped_by is not None:
         saved = f"; last checkpoint: {path}" if path is not None else ""
-        print(f"lightpose train: stopped by {signal.Signals(stopped_by).name}{saved}", file=sys.stderr)
+        print(f"{PROG}: stopped by {signal.Signals(stopped_by).name}{saved}", file=sys.stderr)
         return 128 + stopped_by
     if path is not None:
-        print(f"last checkpoint: {path}")
+        say(args, f"last checkpoint: {path}")
     return 0

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from lightpose.cli.options import add_verbosity, configure_logging, say
+from lightpose.errors import OutputWriteError, UsageError
+
+PROG = "lightpose val-subset"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, help="where to write the subset, e.g. val_subset.json")
     parser.add_argument("--num-images", type=int, default=250, help="number of images (default 250)")
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0, as the reference)")
+    add_verbosity(parser)
     parser.set_defaults(func=run)
 
 
@@ -25,18 +30,16 @@ def run(args: argparse.Namespace) -> int:
     from lightpose.training.evaluate import load_keypoint_annotations
     from lightpose.training.labels import make_val_subset, write_json_atomic
 
-    try:
-        if args.num_images < 1:
-            raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
-        check_output_path(args.output, inputs=[args.labels], option="--output")
-        subset = make_val_subset(load_keypoint_annotations(args.labels), num_images=args.num_images, seed=args.seed)
-    except (OSError, ValueError) as error:
-        print(f"lightpose val-subset: error: {error}", file=sys.stderr)
-        return 2
+    configure_logging(PROG, quiet=args.quiet, verbose=args.verbose)
+    if args.num_images < 1:
+        raise UsageError(f"--num-images must be >= 1, got {args.num_images}: pass a number of images")
+    check_output_path(args.output, inputs=[args.labels], option="--output")
+    subset = make_val_subset(load_keypoint_annotations(args.labels), num_images=args.num_images, seed=args.seed)
     try:
         write_json_atomic(subset, args.output)
-    except OSError as error:
-        print(f"lightpose val-subset: error: could not write {args.output}: {error}", file=sys.stderr)
-        return 1
-    print(f"wrote {len(subset['images'])} images and {len(subset['annotations'])} annotations to {args.output}")
+    except OSError as error:  # a failed write is a runtime failure (exit 1), whatever OSError it is
+        raise OutputWriteError(
+            f"could not write {args.output}: {error}: free disk space or choose another --output"
+        ) from error
+    say(args, f"wrote {len(subset['images'])} images and {len(subset['annotations'])} annotations to {args.output}")
     return 0
