@@ -234,3 +234,22 @@ def test_estimator_runs_torch_and_exported_models(model, onnx_file):
     ort_est = PoseEstimator(open_exported(onnx_file), height=64)
     assert ort_est.description == "onnxruntime fp32 (CPUExecutionProvider)"
     assert differences(ort_est.run_network(batch), torch_est.run_network(batch))[0] <= FP32_TOL
+
+
+def test_openvino_leaves_a_large_alternate_signal_stack() -> None:
+    """OpenVINO installs an 11.5 KB alternate signal stack; torch's SIGCHLD handler for DataLoader workers runs on
+    it and overflowed it (exit 139). After an OpenVINO backend compiles and runs, the stack is >= 64 KiB."""
+    import ctypes
+
+    pytest.importorskip("openvino")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("sigaltstack is checked on Linux")
+
+    class StackT(ctypes.Structure):
+        _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+    backend = OpenVINOBackend(random_model())
+    backend(random_input(1, 64, 64))
+    current = StackT()
+    assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(current)) == 0
+    assert current.ss_flags & 2 or current.ss_size >= 64 * 1024  # disabled, or large enough

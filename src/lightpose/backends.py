@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lightpose._signal_stack import widen as widen_signal_stack
 from lightpose.errors import DeviceError
 from lightpose.export import SKELETON_KEY, read_skeleton
 from lightpose.model import fold_batchnorm
@@ -136,6 +137,7 @@ class TorchBackend:
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         details = [precision] + ["BN folded"] * self.fold_bn + ["channels_last"] * self.channels_last
         self.description = f"torch {', '.join(details)} ({self.device})"
+        self.skeleton = getattr(model, "skeleton", None)
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.per_image and len(batch) > 1:
@@ -334,6 +336,7 @@ class OpenVINOBackend:
         self._compiled: dict[tuple[int, ...], Any] = {}
         kind = ("int8" + ("" if precision == "fp32" else f" + {precision}")) if self.int8 else precision
         self.description = f"openvino {kind} ({self.device})"
+        widen_signal_stack()  # reading or checking the model may have compiled on this thread
 
     def compiled_for(self, shape: tuple[int, ...]) -> Any:
         """The model compiled for one static input shape (N, 3, H, W), cached (the last 4 shapes)."""
@@ -342,6 +345,7 @@ class OpenVINOBackend:
             static = self.model.clone()
             static.reshape({static.inputs[0].get_any_name(): list(shape)})
             compiled = self.core.compile_model(static, self.device, self.config)
+            widen_signal_stack()  # OpenVINO left a small alternate signal stack on this thread
             if len(self._compiled) >= 4:
                 self._compiled.pop(next(iter(self._compiled)))
             self._compiled[shape] = compiled

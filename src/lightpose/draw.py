@@ -31,12 +31,11 @@ def draw_poses(
 ) -> np.ndarray:
     """Skeletons on a BGR uint8 (H, W, 3) image; keypoints are (x, y) pixels of that image.
 
-    As the reference demo: the skeleton's drawn limbs (17 for the published layout) (lines `thickness` 2) and their keypoints (filled circles of
-    `radius` 3), blended as original * (1 - opacity) + drawing * opacity (0.6 / 0.4); then, unblended, the
-    keypoints' bounding boxes (`bbox`) and "id: N" labels (`ids`; None = when any pose has an id). Colours
-    default to each pose's skeleton colours.
-    Coordinates are truncated to integer pixels, as the reference does. Returns a new image, or `image`
-    itself drawn on when `inplace`.
+    As the reference demo: the skeleton's drawn limbs (17 for the published layout; lines `thickness` 2) and
+    their keypoints (filled circles of `radius` 3), blended as original * (1 - opacity) + drawing * opacity
+    (0.6 / 0.4); then, unblended, the keypoints' bounding boxes (`bbox`) and "id: N" labels (`ids`; None = when
+    any pose has an id). Colours default to each pose's skeleton colours. Coordinates are truncated to integer
+    pixels, as the reference does. Returns a new image, or `image` itself drawn on when `inplace`.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__

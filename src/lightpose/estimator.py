@@ -169,9 +169,9 @@ class PoseEstimator:
     # -- the public calls ---------------------------------------------------------------------------------------
 
     @overload
-    def __call__(
+    def __call__(  # type: ignore[overload-overlap]
         self, images: ImageInput, *, batch_size: int = ..., conf: float = ..., min_keypoints: int = ...
-    ) -> PoseResult: ...  # type: ignore[overload-overlap]  # noqa: E501
+    ) -> PoseResult: ...
 
     @overload
     def __call__(

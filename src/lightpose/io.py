@@ -158,7 +158,7 @@ def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
     Returns the removed paths."""
     removed: list[Path] = []
     with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
+        for entry in os.scandir(os.fspath(folder)):
             match = _TEMP_PATTERN.match(entry.name)
             if match is None or match["host"] != _HOST or _pid_alive(int(match["pid"])):
                 continue

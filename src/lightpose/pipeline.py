@@ -95,7 +95,9 @@ class _Stage(Generic[T]):
         self._thread.join(timeout=5.0)
 
 
-def batches(items: Iterator[Prepared], ready: Callable[[], Prepared | None], batch_size: int) -> Iterator[list[Prepared]]:
+def batches(
+    items: Iterator[Prepared], ready: Callable[[], Prepared | None], batch_size: int
+) -> Iterator[list[Prepared]]:
     """Group each item with up to batch_size - 1 already-ready items of the same input size (never waits)."""
     pending: Prepared | None = None
     for first in items:
@@ -142,7 +144,7 @@ def run(
         if item is _DONE or isinstance(item, _Failure):
             reader._queue.put(item)  # the iterator sees it next
             return None
-        return item  # type: ignore[no-any-return]
+        return item
 
     def infer() -> Iterator[list[Inferred]]:
         for batch in batches(iter(reader), ready, batch_size):

@@ -49,7 +49,9 @@ class Pose:
         kpts = np.array(self.keypoints, dtype=np.float32)
         k = self.skeleton.num_keypoints
         if kpts.shape != (k, 3):
-            raise ValueError(f"Pose.keypoints must have shape ({k}, 3) for skeleton {self.skeleton.name!r}, got {kpts.shape}")
+            raise ValueError(
+                f"Pose.keypoints must have shape ({k}, 3) for skeleton {self.skeleton.name!r}, got {kpts.shape}"
+            )
         kpts[np.isnan(kpts[:, 0]) | np.isnan(kpts[:, 1]), :] = (np.nan, np.nan, 0.0)
         kpts.flags.writeable = False
         object.__setattr__(self, "keypoints", kpts)
@@ -57,7 +59,8 @@ class Pose:
 
     def __repr__(self) -> str:
         box = "None" if self.bbox is None else "(" + ", ".join(f"{v:.1f}" for v in self.bbox) + ")"
-        return f"Pose(score={self.score:.3f}, keypoints={self.num_keypoints}/{len(self.keypoints)}, bbox={box}, id={self.id})"
+        found = f"{self.num_keypoints}/{len(self.keypoints)}"
+        return f"Pose(score={self.score:.3f}, keypoints={found}, bbox={box}, id={self.id})"
 
     @property
     def found(self) -> np.ndarray:
@@ -260,8 +263,15 @@ class PoseResult(Sequence[Pose]):
     def from_dict(cls, record: Mapping[str, Any], skeleton: Skeleton = OPENPOSE_COCO) -> PoseResult:
         """The PoseResult `to_dict` wrote (without image and speed)."""
         poses = tuple(Pose.from_dict(p, skeleton) for p in record["poses"])
-        return cls(poses, record["width"], record["height"], record["source"], record["frame"], record["timestamp"],
-                   skeleton=skeleton)
+        return cls(
+            poses,
+            record["width"],
+            record["height"],
+            record["source"],
+            record["frame"],
+            record["timestamp"],
+            skeleton=skeleton,
+        )
 
     def to_coco(self, image_id: int) -> list[dict[str, Any]]:
         """COCO results records of all poses (see `Pose.to_coco`)."""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from lightpose._signal_stack import widen as widen_signal_stack
 from lightpose.agreement import Agreement, agreement
 from lightpose.backends import Backend
 from lightpose.io import list_images, read_image
@@ -127,7 +128,7 @@ def quantize(
         raise ValueError("no calibration inputs: pass at least one prepared image")
     ov_model = _float_model(model, *export_size)
     ignored = nncf.IgnoredScope(names=edge_convolutions(ov_model)) if options.keep_edges_float else None
-    return nncf.quantize(
+    quantized = nncf.quantize(
         ov_model,
         nncf.Dataset(list(calibration)),
         preset=nncf.QuantizationPreset(options.preset),
@@ -135,6 +136,8 @@ def quantize(
         fast_bias_correction=options.bias_correction == "fast",
         ignored_scope=ignored,
     )
+    widen_signal_stack()  # NNCF ran OpenVINO on this thread
+    return quantized
 
 
 def quantize_with_accuracy_control(
@@ -164,7 +167,7 @@ def quantize_with_accuracy_control(
     def validate(compiled: Any, indices: Iterable[int]) -> float:
         return metric(compiled, list(indices))
 
-    return nncf.quantize_with_accuracy_control(
+    quantized = nncf.quantize_with_accuracy_control(
         ov_model,
         nncf.Dataset(list(calibration)),
         nncf.Dataset(list(range(len(validation))), lambda index: validation[index]),
@@ -177,6 +180,8 @@ def quantize_with_accuracy_control(
         ignored_scope=ignored,
         advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=max_iterations),
     )
+    widen_signal_stack()  # NNCF ran OpenVINO on this thread
+    return quantized
 
 
 class _Compiled:

@@ -109,10 +109,10 @@ PROG_PREFIX = ["lightpose"]  # the program name log lines start with; set by con
 _HANDLER: list[logging.Handler] = []
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever `sys.stderr` is when a message is logged (not the stream at configuration time)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
