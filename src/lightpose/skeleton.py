@@ -22,7 +22,6 @@ KEYPOINT_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 NUM_KEYPOINTS = len(KEYPOINT_NAMES)  # 18
 NUM_HEATMAPS = NUM_KEYPOINTS + 1  # 18 keypoints + background
-BACKGROUND_CHANNEL = NUM_KEYPOINTS
 KEYPOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
 
 # Limbs in the decoder's order: (keypoint a, keypoint b) and their PAF channels (x-component, y-component).
