@@ -16,9 +16,9 @@ from lightpose import pipeline
 from lightpose.backends import EXPORTED_SUFFIXES, Backend, make_backend, open_exported
 from lightpose.decode import decode_maps, entries_to_poses
 from lightpose.io import is_url
-from lightpose.pipeline import Inferred, Prepared
+from lightpose.pipeline import Inferred, Prepared, prepare_frame
 from lightpose.pose import Pose, PoseResult
-from lightpose.preprocess import InputTransform, check_height, check_image, prepare_input
+from lightpose.preprocess import InputTransform, check_height
 from lightpose.skeleton import OPENPOSE_COCO, STRIDE, Skeleton
 from lightpose.sources import Frame, FrameSource, ImageSource, SourceSpec, load_frame, open_source
 from lightpose.tracking import PoseTracker
@@ -114,9 +114,7 @@ class PoseEstimator:
 
     def prepare(self, frame: Frame) -> Prepared:
         """Resize, normalise and pad one frame for the network (stage 1)."""
-        start = time.perf_counter()
-        inputs, transform = prepare_input(frame.image, self.height)
-        return Prepared(frame, inputs, transform, (time.perf_counter() - start) * 1e3)
+        return prepare_frame(frame, self.height)
 
     def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Last-stage maps of a prepared (N, 3, H, W) float32 batch: heatmaps (N, C, H/8, W/8), PAFs (N, 2L, ...)."""
@@ -131,8 +129,7 @@ class PoseEstimator:
     def infer_maps(self, image: ImageInput) -> tuple[np.ndarray, np.ndarray, InputTransform]:
         """One image's last-stage maps: heatmaps (K + 1, h, w) and PAFs (2 L, h, w) float32 at stride 8 of the
         network input, and the InputTransform back to image pixels (for `decode`)."""
-        frame = load_frame(0, check_image(image) if isinstance(image, np.ndarray) else image)
-        inferred = self._infer([self.prepare(frame)])[0]
+        inferred = self._infer([self.prepare(load_frame(0, image))])[0]
         return inferred.heatmaps, inferred.pafs, inferred.prepared.transform
 
     def decode(self, heatmaps: np.ndarray, pafs: np.ndarray, transform: InputTransform) -> list[Pose]:
@@ -195,8 +192,7 @@ class PoseEstimator:
         _check_filters(batch_size, conf, min_keypoints)
         finish = self._finisher(None, conf, min_keypoints)
         if isinstance(images, (np.ndarray, str, os.PathLike)):
-            frame = load_frame(0, check_image(images) if isinstance(images, np.ndarray) else images)
-            return finish(self._infer([self.prepare(frame)])[0])
+            return finish(self._infer([self.prepare(load_frame(0, images))])[0])
         if not isinstance(images, Sequence):
             raise TypeError(
                 "expected a BGR uint8 image (numpy array), an image path or URL, or a list of them; "
@@ -298,8 +294,7 @@ class _PreparedImages(torch.utils.data.Dataset):
             if not self.catch:
                 raise
             return _Unreadable("array" if isinstance(item, np.ndarray) else str(item), error)
-        inputs, transform = prepare_input(frame.image, self.height)
-        return Prepared(frame, inputs, transform, (time.perf_counter() - start) * 1e3)
+        return prepare_frame(frame, self.height, start)
 
 
 def _skip_unreadable(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from lightpose.preprocess import InputTransform
+from lightpose.preprocess import InputTransform, prepare_input
 from lightpose.sources import Frame
 
 T = TypeVar("T")
@@ -30,6 +31,14 @@ class Prepared:
     inputs: np.ndarray
     transform: InputTransform
     preprocess_ms: float
+
+
+def prepare_frame(frame: Frame, height: int, started: float | None = None) -> Prepared:
+    """Resize, normalise and pad one frame for the network; `preprocess_ms` counts from `started` (e.g. before the
+    frame was read) or from now."""
+    start = time.perf_counter() if started is None else started
+    inputs, transform = prepare_input(frame.image, height)
+    return Prepared(frame, inputs, transform, (time.perf_counter() - start) * 1e3)
 
 
 @dataclass(frozen=True)
@@ -84,12 +93,17 @@ class _Stage(Generic[T]):
                 raise item.error
             yield item
 
-    def get_nowait(self) -> Any:
-        """The next item if one is ready (may be _DONE or a _Failure, which callers put back), else None."""
+    def ready(self) -> T | None:
+        """The next item if one is ready now, else None; the end of the stream and a failure stay queued for the
+        iterator (nothing is queued after them, so putting one back keeps the order)."""
         try:
-            return self._queue.get_nowait()
+            item = self._queue.get_nowait()
         except queue.Empty:
             return None
+        if item is _DONE or isinstance(item, _Failure):
+            self._queue.put(item)
+            return None
+        return item
 
     def join(self) -> None:
         self._thread.join(timeout=5.0)
@@ -126,28 +140,13 @@ def run(
     finish: Callable[[Inferred], T],
     *,
     batch_size: int = 1,
-    threaded: bool = True,
 ) -> Iterator[T]:
     """Prepared frames -> network (batched) -> `finish` (decode, track) -> results, in input order."""
-    if not threaded:
-        for item in prepared:
-            for inferred in network([item]):
-                yield finish(inferred)
-        return
     stop = threading.Event()
     reader: _Stage[Prepared] = _Stage(prepared, 2, "lightpose-read", stop)
 
-    def ready() -> Prepared | None:
-        item = reader.get_nowait()
-        if item is None:
-            return None
-        if item is _DONE or isinstance(item, _Failure):
-            reader._queue.put(item)  # the iterator sees it next
-            return None
-        return item
-
     def infer() -> Iterator[list[Inferred]]:
-        for batch in batches(iter(reader), ready, batch_size):
+        for batch in batches(iter(reader), reader.ready, batch_size):
             yield network(batch)
 
     inferrer: _Stage[list[Inferred]] = _Stage(infer(), 1, "lightpose-network", stop)
