@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Union, overload
 
@@ -222,7 +222,7 @@ class PoseEstimator:
         min_keypoints: int = 0,
         recursive: bool = False,
         on_error: Callable[[str, Exception], None] | None = None,
-    ) -> Iterator[PoseResult]:
+    ) -> Generator[PoseResult, None, None]:
         """One PoseResult per frame of a camera index, video file, stream URL, image (file or URL), folder, glob
         pattern, list of images, or `lightpose.sources.FrameSource`: THE pipeline every consumer uses.
 
@@ -247,7 +247,7 @@ class PoseEstimator:
     def _stream(
         self, frames: FrameSource, tracker: PoseTracker | None, batch_size: int, workers: int, conf: float,
         min_keypoints: int, on_error: Callable[[str, Exception], None] | None,
-    ) -> Iterator[PoseResult]:  # fmt: skip
+    ) -> Generator[PoseResult, None, None]:  # fmt: skip
         try:
             prepared = self._prepared(frames, workers, on_error)
             yield from pipeline.run(

@@ -14,7 +14,7 @@ import numpy as np
 from lightpose.cli import predict
 from lightpose.cli.inputs import Input, expand_sources
 from lightpose.cli.main import run_command
-from lightpose.cli.options import Parser, add_model_options, add_verbosity, configure_logging
+from lightpose.cli.options import Parser, add_model_options, add_tracking_options, add_verbosity, configure_logging
 from lightpose.cli.outputs import VIDEO_FOURCC, FolderOutputs, Sink, StreamOutputs, Tee, check_not_inputs
 from lightpose.cli.view import LiveView, window_unavailable_reason
 from lightpose.errors import UsageError
@@ -46,14 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--video", metavar="0|PATH|URL", help="webcam index, video file or stream URL")
     source.add_argument("--images", nargs="+", metavar="PATH", help="image files, folders and/or glob patterns")
-    parser.add_argument(
-        "--track", action=argparse.BooleanOptionalAction, default=None,
-        help="stable pose ids across frames (default: on for --video, off for --images)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--smooth", action=argparse.BooleanOptionalAction, default=None,
-        help="One-Euro smoothing of tracked keypoints (default: on when tracking)",
-    )  # fmt: skip
+    add_tracking_options(parser, track_default="on for --video, off for --images")
     parser.add_argument("--bbox", action="store_true", help="draw each pose's bounding box")
     parser.add_argument("--output", metavar="PATH", help="annotated video (.mp4, .avi, .mkv, .mov) or image folder")
     parser.add_argument("--json", metavar="PATH", help="JSON Lines file: PoseResult.to_dict() per frame")

@@ -82,6 +82,19 @@ def add_model_options(
     group.add_argument("--height", type=int, default=height, help=HEIGHT_HELP)
 
 
+def add_tracking_options(group: argparse._ActionsContainer, *, track_default: str) -> None:
+    """--track/--no-track and --smooth/--no-smooth (None = the stream's defaults); `track_default` says when
+    tracking is on by default, in the command's words."""
+    group.add_argument(
+        "--track", action=argparse.BooleanOptionalAction, default=None,
+        help=f"stable pose ids across frames (default: {track_default})",
+    )  # fmt: skip
+    group.add_argument(
+        "--smooth", action=argparse.BooleanOptionalAction, default=None,
+        help="One-Euro smoothing of tracked keypoints (default: on when tracking)",
+    )  # fmt: skip
+
+
 def add_verbosity(parser: argparse.ArgumentParser) -> None:
     """-q (warnings and errors only) and -v (debug messages, tracebacks on failure)."""
     group = parser.add_mutually_exclusive_group()

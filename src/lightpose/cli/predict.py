@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,7 +19,13 @@ import numpy as np
 from tqdm import tqdm
 
 from lightpose.cli.inputs import Input, expand_sources, parse_shard, shard
-from lightpose.cli.options import add_model_options, add_verbosity, configure_logging, load_estimator
+from lightpose.cli.options import (
+    add_model_options,
+    add_tracking_options,
+    add_verbosity,
+    configure_logging,
+    load_estimator,
+)
 from lightpose.cli.outputs import (
     ImageOutputs,
     InputOutputs,
@@ -79,14 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, sources_default: list[str]
     poses = parser.add_argument_group("poses")
     poses.add_argument("--conf", type=float, default=0.0, help="minimum pose score (default 0)")
     poses.add_argument("--min-keypoints", type=int, default=0, help="minimum keypoints per pose (default 0)")
-    poses.add_argument(
-        "--track", action=argparse.BooleanOptionalAction, default=None,
-        help="stable pose ids across frames (default: on for videos and streams, off for images)",
-    )  # fmt: skip
-    poses.add_argument(
-        "--smooth", action=argparse.BooleanOptionalAction, default=None,
-        help="One-Euro smoothing of tracked keypoints (default: on when tracking)",
-    )  # fmt: skip
+    add_tracking_options(poses, track_default="on for videos and streams, off for images")
     runs = parser.add_argument_group("running")
     runs.add_argument("--recursive", action="store_true", help="include images and videos in sub-folders")
     runs.add_argument("--batch-size", type=int, default=1, help="images per network call (default 1)")
@@ -278,11 +277,11 @@ class Runner:
         self.draw = view.active or not getattr(args, "no_save", False)
         self.quit = False
 
-    def stream_options(self, kind: str) -> dict[str, Any]:
-        track = self.args.track if self.args.track is not None else kind == "video"
-        smooth = track and self.args.smooth is not False
-        return {"track": track, "smooth": smooth, "batch_size": self.args.batch_size, "conf": self.args.conf,
-                "min_keypoints": self.args.min_keypoints}  # fmt: skip
+    def stream_options(self) -> dict[str, Any]:
+        """`est.stream`'s options; tracking and smoothing left at None follow the stream's defaults (on for videos
+        and streams, off for images; smoothing with tracking)."""
+        return {"track": self.args.track, "smooth": self.args.smooth, "batch_size": self.args.batch_size,
+                "conf": self.args.conf, "min_keypoints": self.args.min_keypoints}  # fmt: skip
 
     def handle(self, item: Input, sink: Sink, result: PoseResult, progress: Progress) -> None:
         start = time.perf_counter()
@@ -321,7 +320,7 @@ class Runner:
             return
         sink = self.plan.sink_for(item, source.fps)
         try:
-            with _closing(self.est.stream(source, **self.stream_options("video"))) as results:
+            with contextlib.closing(self.est.stream(source, **self.stream_options())) as results:
                 for result in results:
                     self.handle(item, sink, result, progress)
                     if self.stopped:
@@ -339,8 +338,8 @@ class Runner:
             logger.warning("%s: skipped, could not be read: %s", by_name[name].name if name in by_name else name, error)
             self.totals.failed += 1
 
-        options = {**self.stream_options("image"), "workers": self.args.workers, "on_error": unreadable}
-        with _closing(self.est.stream(list(by_name), **options)) as results:
+        options = {**self.stream_options(), "workers": self.args.workers, "on_error": unreadable}
+        with contextlib.closing(self.est.stream(list(by_name), **options)) as results:
             for result in results:
                 item = by_name[str(result.source)]
                 sink = self.plan.sink_for(item, None)
@@ -351,17 +350,6 @@ class Runner:
                 self.totals.done += 1
                 if self.stopped:
                     return
-
-
-@contextlib.contextmanager
-def _closing(results: Iterator[PoseResult]) -> Iterator[Iterator[PoseResult]]:
-    """Close the stream's generator on exit (stops its threads, releases the source)."""
-    try:
-        yield results
-    finally:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()
 
 
 def _summary(prog: str, n_inputs: int, skipped: int, totals: Totals, where: str) -> str:
