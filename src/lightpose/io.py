@@ -18,7 +18,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -102,9 +102,33 @@ def _decode_image(data: np.ndarray, name: str) -> np.ndarray:
     return image
 
 
+def expand_folder_or_pattern(
+    spec: str | os.PathLike, *, recursive: bool, accept: Callable[[Path], bool], what: str, known: str = ""
+) -> list[Path] | None:
+    """The files a folder or glob pattern (`*`, `?`, `[`) names that `accept` takes, sorted (`recursive`:
+    sub-folders too, `**` in patterns); None when `spec` is neither (a plain path, checked by the caller).
+
+    Raises FileNotFoundError for a pattern that matches nothing, ValueError for a folder without such files; `what`
+    names them in the messages (e.g. "image"), `known` lists their suffixes in the folder message."""
+    text = os.fspath(spec)
+    path = Path(text)
+    if glob.has_magic(text) and not path.exists():
+        matches = sorted(Path(p) for p in glob.glob(text, recursive=recursive) if os.path.isfile(p) and accept(Path(p)))
+        if not matches:
+            raise FileNotFoundError(f"no {what} files match the pattern {text!r}: check the pattern")
+        return matches
+    if not path.is_dir():
+        return None
+    found = sorted(p for p in (path.rglob("*") if recursive else path.iterdir()) if p.is_file() and accept(p))
+    if not found:
+        hint = "" if recursive else " (add --recursive for sub-folders)"
+        raise ValueError(f"no {what} files{f' ({known})' if known else ''} in folder {path}{hint}: check the folder")
+    return found
+
+
 def list_images(paths: Sequence[str | os.PathLike], *, recursive: bool = False) -> list[Path]:
-    """Image files named by `paths`: files as given, folders expanded to their images (sorted by name; with
-    `recursive`, sub-folders too), glob patterns (`*`, `?`, `[`) expanded sorted.
+    """Image files named by `paths`: files as given, folders and glob patterns expanded (sorted; with `recursive`,
+    sub-folders too; see `expand_folder_or_pattern`).
 
     Raises FileNotFoundError for a missing path or a pattern that matches nothing, ValueError for a non-image
     file or a folder without images.
@@ -112,29 +136,16 @@ def list_images(paths: Sequence[str | os.PathLike], *, recursive: bool = False) 
     files: list[Path] = []
     known = ", ".join(sorted(IMAGE_SUFFIXES))
     for item in paths:
-        text = os.fspath(item)
-        if glob.has_magic(text) and not Path(text).exists():
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=recursive) if is_image_file(p))
-            if not matches:
-                raise FileNotFoundError(f"no image files match the pattern {text!r}: check the pattern")
-            files.extend(matches)
+        expanded = expand_folder_or_pattern(item, recursive=recursive, accept=is_image_file, what="image", known=known)
+        if expanded is not None:
+            files.extend(expanded)
             continue
-        path = Path(text)
-        if path.is_dir():
-            found = sorted(
-                p for p in (path.rglob("*") if recursive else path.iterdir()) if p.is_file() and is_image_file(p)
-            )
-            if not found:
-                raise ValueError(
-                    f"no image files ({known}) in folder {path}" + ("" if recursive else " (--recursive?)")
-                )
-            files.extend(found)
-        elif not path.exists():
+        path = Path(item)
+        if not path.exists():
             raise FileNotFoundError(f"image file or folder not found: {path}: check the path")
-        elif not is_image_file(path):
+        if not is_image_file(path):
             raise ValueError(f"{path} is not an image file (known suffixes: {known})")
-        else:
-            files.append(path)
+        files.append(path)
     return files
 
 

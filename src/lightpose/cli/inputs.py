@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from lightpose.errors import UsageError
-from lightpose.io import is_image_file, is_url, is_video_file
+from lightpose.io import expand_folder_or_pattern, is_image_file, is_url, is_video_file
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -56,19 +56,12 @@ def _expand(spec: str, recursive: bool) -> list[tuple[str | int, str, Path | Non
     if is_url(text):
         return [(text, _kind(text), None)]
     path = Path(spec)
-    media = lambda p: is_image_file(p) or is_video_file(p)  # noqa: E731
-    if glob.has_magic(spec) and not path.exists():
-        matches = sorted(p for p in glob.glob(spec, recursive=recursive) if os.path.isfile(p) and media(p))
-        if not matches:
-            raise FileNotFoundError(f"no image or video files match the pattern {spec!r}: check the pattern")
-        fixed = Path(*[part for part in itertools.takewhile(lambda q: not glob.has_magic(q), path.parts)])
-        return [(p, _kind(p), fixed) for p in matches]
-    if path.is_dir():
-        files = sorted(p for p in (path.rglob("*") if recursive else path.iterdir()) if p.is_file() and media(p))
-        if not files:
-            hint = "" if recursive else " (add --recursive for sub-folders)"
-            raise ValueError(f"no image or video files in folder {path}{hint}: check the folder")
-        return [(str(p), _kind(str(p)), path) for p in files]
+    files = expand_folder_or_pattern(
+        spec, recursive=recursive, accept=lambda p: is_image_file(p) or is_video_file(p), what="image or video"
+    )
+    if files is not None:  # names relative to the folder given, or to a pattern's fixed leading folders
+        root = path if path.is_dir() else Path(*itertools.takewhile(lambda q: not glob.has_magic(q), path.parts))
+        return [(str(p), _kind(str(p)), root) for p in files]
     if not path.exists():
         raise FileNotFoundError(f"input not found: {spec}: give image or video files, folders, glob patterns, URLs "
                                 "or camera indices")  # fmt: skip
