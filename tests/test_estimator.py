@@ -1,9 +1,6 @@
 """PoseEstimator: reference-exact poses, PoseResult, inputs (arrays, paths, URLs, lists) and refused inputs."""
 
-import functools
-import http.server
 import json
-import threading
 
 import cv2
 import numpy as np
@@ -13,6 +10,7 @@ import torch
 from lightpose import LightweightOpenPose, PoseEstimator, PoseResult
 from lightpose.model import load_reference_state
 from lightpose.preprocess import MAX_ASPECT_RATIO
+from static_server import serve_folder
 
 
 @pytest.fixture(scope="module")
@@ -98,18 +96,11 @@ def test_conf_and_min_keypoints_filter_poses(people_estimator, people_photos):
 
 
 def test_paths_and_urls_read_the_same_image(people_estimator, people_photos):
-    folder = people_photos[0].parent
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/{people_photos[0].name}"
+    with serve_folder(people_photos[0].parent) as base:
+        url = f"{base}/{people_photos[0].name}"
         from_url = people_estimator(url)
         with pytest.raises(Exception, match="404"):
             people_estimator(url + ".missing.jpg")
-    finally:
-        server.shutdown()
     from_path = people_estimator(people_photos[0])
     assert from_url.source == url and len(from_url) == len(from_path) > 0
     np.testing.assert_array_equal(from_url.keypoints, from_path.keypoints)

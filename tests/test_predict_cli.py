@@ -4,15 +4,12 @@ resume, shards, --no-save, --coco, refusals, unreadable inputs, stale temporary 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ import pytest
 from conftest import shared_root
 from lightpose.cli.main import main
 from lightpose.pose import PoseResult
+from static_server import serve_folder
 
 SCHEMA_KEYS = set(PoseResult((), 1, 1).to_dict())
 VIDEO_FRAMES = 4
@@ -79,14 +77,8 @@ def check_schema(record: dict) -> None:
 def image_server(photos: list[Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """http://127.0.0.1:PORT/ serving the shared photos folder."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(photos[0].parent))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(photos[0].parent) as base:
+        yield base + "/"
 
 
 @pytest.fixture()

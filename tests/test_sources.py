@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 from lightpose.errors import SourceError
 from lightpose.io import list_images
 from lightpose.sources import ImageSource, VideoSource, open_source
+from static_server import serve_folder
 
 
 def write_video(path: Path, frames: int = 6, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> Path:
@@ -106,14 +104,8 @@ def test_unopenable_video_file_camera_and_url_raise_source_error(tmp_path: Path)
 
 @pytest.fixture
 def http_folder(tmp_path: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(tmp_path) as base:
+        yield base
 
 
 def test_stream_url_is_read_as_a_live_source(video: Path, http_folder: str) -> None:
