@@ -149,6 +149,17 @@ def list_images(paths: Sequence[str | os.PathLike], *, recursive: bool = False) 
     return files
 
 
+def write_image(path: str | os.PathLike, image: np.ndarray, *, suffix: str | None = None) -> None:
+    """Encode a BGR image in the format of `suffix` (default: the path's, else .jpg) and write it atomically;
+    ValueError for a format OpenCV cannot write."""
+    suffix = suffix or Path(path).suffix or ".jpg"
+    ok, encoded = cv2.imencode(suffix, image)
+    if not ok:
+        raise ValueError(f"cannot write an image with suffix {suffix!r}: use .jpg, .png or .bmp")
+    with atomic_write(path, "wb") as file:
+        file.write(encoded.tobytes())
+
+
 def _temp_name(target: Path) -> str:
     return f".{target.name}.{_HOST}.{os.getpid()}."
 

@@ -288,13 +288,6 @@ class PoseResult(Sequence[Pose]):
 
     def save(self, path: str | os.PathLike, **draw_options: Any) -> None:
         """Write `plot(**draw_options)` to an image file (format from the suffix), atomically."""
-        import cv2
+        from lightpose.io import write_image
 
-        from lightpose.io import atomic_write
-
-        suffix = os.path.splitext(os.fspath(path))[1] or ".jpg"
-        ok, encoded = cv2.imencode(suffix, self.plot(**draw_options))
-        if not ok:
-            raise ValueError(f"cannot write an image with suffix {suffix!r}: use .jpg, .png or .bmp")
-        with atomic_write(path, "wb") as file:
-            file.write(encoded.tobytes())
+        write_image(path, self.plot(**draw_options))

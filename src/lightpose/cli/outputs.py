@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from lightpose.errors import UsageError
-from lightpose.io import atomic_path, atomic_write, clean_stale_temps
+from lightpose.io import atomic_path, atomic_write, clean_stale_temps, write_image
 from lightpose.pose import PoseResult
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
@@ -71,19 +71,10 @@ def clean_stale(folder: Path) -> int:
     return len(clean_stale_temps(folder))
 
 
-def encode_image(image: np.ndarray, suffix: str) -> bytes:
-    ok, encoded = cv2.imencode(suffix, image)
-    if not ok:
-        raise OSError(f"OpenCV could not encode an image as {suffix}: use .jpg or .png")
-    return bytes(encoded.tobytes())
-
-
 def write_image_file(path: Path, image: np.ndarray) -> None:
     """Encode by the suffix (.jpg when it is not an image format OpenCV writes) and write atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = encode_image(image, path.suffix if cv2.haveImageWriter(f"x{path.suffix}") else ".jpg")
-    with atomic_write(path, "wb") as file:
-        file.write(data)
+    write_image(path, image, suffix=path.suffix if cv2.haveImageWriter(f"x{path.suffix}") else ".jpg")
 
 
 def write_json(path: Path, payload: Any) -> None:
