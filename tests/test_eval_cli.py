@@ -130,15 +130,15 @@ def test_eval_late_write_failure_prints_the_ap_and_where_the_detections_are(
 
     from lightpose.training import evaluate
 
-    write = evaluate.write_json_atomic
+    write = evaluate.write_json
     output = tmp_path / "det.json"
 
-    def disk_full_at_output(obj, path):
+    def disk_full_at_output(path, payload):
         if Path(path) == output:
             raise OSError(errno.ENOSPC, "No space left on device")
-        write(obj, path)
+        write(path, payload)
 
-    monkeypatch.setattr(evaluate, "write_json_atomic", disk_full_at_output)
+    monkeypatch.setattr(evaluate, "write_json", disk_full_at_output)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     labels, _ = small_labels(people_dir, tmp_path, names=("skimage_astronaut.jpg",))
     argv = ["eval", "--labels", str(labels), "--images", str(people_dir), "--checkpoint", str(random_checkpoint)]
@@ -197,10 +197,10 @@ def test_val_subset_checks_its_output_and_writes_with_the_umask_mode(people_dir,
         os.umask(previous)
     assert output.stat().st_mode & 0o777 == 0o644
 
-    def disk_full(obj, path):
+    def disk_full(path, payload):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("lightpose.training.labels.write_json_atomic", disk_full)
+    monkeypatch.setattr("lightpose.io.write_json", disk_full)
     assert main([*base, str(tmp_path / "other.json")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lightpose val-subset: error: could not write") and err.count("\n") == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import json
 import logging
 import os
 import re
@@ -147,6 +148,15 @@ def list_images(paths: Sequence[str | os.PathLike], *, recursive: bool = False) 
             raise ValueError(f"{path} is not an image file (known suffixes: {known})")
         files.append(path)
     return files
+
+
+def write_json(path: str | os.PathLike, payload: Any, *, allow_nan: bool = True) -> None:
+    """`payload` as a JSON file (one line, a trailing newline), written atomically, creating its folder;
+    `allow_nan=False` refuses NaN and inf (strict JSON)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as file:
+        json.dump(payload, file, allow_nan=allow_nan)
+        file.write("\n")
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, suffix: str | None = None) -> None:

@@ -5,17 +5,16 @@ valid JSON Lines, one `PoseResult.to_dict()` per line)."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 import cv2
 import numpy as np
 
 from lightpose.errors import UsageError
-from lightpose.io import atomic_path, atomic_write, clean_stale_temps, write_image
+from lightpose.io import atomic_path, atomic_write, clean_stale_temps, write_image, write_json
 from lightpose.pose import PoseResult
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
@@ -77,13 +76,6 @@ def write_image_file(path: Path, image: np.ndarray) -> None:
     write_image(path, image, suffix=path.suffix if cv2.haveImageWriter(f"x{path.suffix}") else ".jpg")
 
 
-def write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as file:
-        json.dump(payload, file, allow_nan=False)
-        file.write("\n")
-
-
 class ImageOutputs:
     """An image's annotated copy, then its `<name>.json` (`PoseResult.to_dict()`), each written atomically; the JSON
     last, so its presence means the input is done."""
@@ -94,7 +86,7 @@ class ImageOutputs:
     def write(self, result: PoseResult, annotated: np.ndarray | None) -> None:
         if self.paths.annotated is not None and annotated is not None:
             write_image_file(self.paths.annotated, annotated)
-        write_json(self.paths.data, result.to_dict())
+        write_json(self.paths.data, result.to_dict(), allow_nan=False)
 
     def close(self) -> None:
         """Nothing to finalise: each image is written when it is done."""

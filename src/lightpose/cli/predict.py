@@ -204,7 +204,7 @@ class PerInputOutputs:
 
     def finish(self, interrupted: bool) -> str:
         if self.coco is not None:
-            write_json(self.coco, self.coco_records)
+            write_json(self.coco, self.coco_records, allow_nan=False)
             logger.info("wrote %d COCO results to %s", len(self.coco_records), self.coco)
         return f" -> {self.root}" if self.root is not None else ""
 

@@ -26,9 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightpose.io import check_output_path
+    from lightpose.io import check_output_path, write_json
     from lightpose.training.evaluate import load_keypoint_annotations
-    from lightpose.training.labels import make_val_subset, write_json_atomic
+    from lightpose.training.labels import make_val_subset
 
     configure_logging(PROG, quiet=args.quiet, verbose=args.verbose)
     if args.num_images < 1:
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.output, inputs=[args.labels], option="--output")
     subset = make_val_subset(load_keypoint_annotations(args.labels), num_images=args.num_images, seed=args.seed)
     try:
-        write_json_atomic(subset, args.output)
+        write_json(args.output, subset)
     except OSError as error:  # a failed write is a runtime failure (exit 1), whatever OSError it is
         raise OutputWriteError(
             f"could not write {args.output}: {error}: free disk space or choose another --output"

@@ -30,11 +30,11 @@ from tqdm import tqdm
 from lightpose.decode import decode_upsampled, entries_to_poses
 from lightpose.errors import OutputWriteError
 from lightpose.estimator import PoseEstimator
-from lightpose.io import check_output_path, read_image
+from lightpose.io import check_output_path, read_image, write_json
 from lightpose.preprocess import check_image, prepare_input
 from lightpose.skeleton import OPENPOSE_COCO, STRIDE, Skeleton
 from lightpose.training.flip import mirror_maps
-from lightpose.training.labels import make_val_subset, write_json_atomic
+from lightpose.training.labels import make_val_subset
 
 logger = logging.getLogger(__name__)
 
@@ -376,13 +376,13 @@ def save_detections(detections: list[dict[str, Any]], path: str | os.PathLike) -
     written to `path`)."""
     target = Path(path)
     try:
-        write_json_atomic(detections, target)
+        write_json(target, detections)
         return target, None
     except OSError as error:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         fallback = Path(tempfile.gettempdir()) / f"{target.stem}-{stamp}-{os.getpid()}{target.suffix or '.json'}"
         try:
-            write_json_atomic(detections, fallback)
+            write_json(fallback, detections)
         except OSError:
             return None, error
         return fallback, error

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lightpose.errors import AnnotationError
-from lightpose.io import atomic_write
+from lightpose.io import write_json
 from lightpose.skeleton import COCO_17, COCO_SKELETON, NUM_COCO_KEYPOINTS, OPENPOSE_COCO, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -280,20 +280,10 @@ def prepare_coco(
     return samples, chosen
 
 
-def write_json_atomic(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` as JSON through `lightpose.io.atomic_write` (creating the folder): all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as file:
-        json.dump(obj, file)
-
-
 def save_prepared_labels(samples: list[dict], path: str | Path, skeleton: Skeleton = OPENPOSE_COCO) -> None:
     """Save prepared samples as JSON (atomically): a plain list for the published layout, else with the skeleton."""
     validate_prepared_labels(samples, "samples to save", skeleton)
-    write_json_atomic(
-        samples if skeleton == OPENPOSE_COCO else {"skeleton": skeleton.to_dict(), "samples": samples}, path
-    )
+    write_json(path, samples if skeleton == OPENPOSE_COCO else {"skeleton": skeleton.to_dict(), "samples": samples})
 
 
 def _check_keypoints(keypoints: Any, where: str, count: int) -> None:
