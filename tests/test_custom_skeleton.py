@@ -313,3 +313,45 @@ def test_a_damaged_stored_skeleton_is_a_checkpoint_error(trained, tmp_path):
     torch.save(checkpoint, path)
     with pytest.raises(CheckpointError, match="stores a skeleton lightpose cannot rebuild"):
         load_model(path)
+
+
+def test_exported_files_round_trip_the_skeleton_through_model_metadata(trained, tmp_path):
+    """One module writes and reads what exported networks store: ONNX metadata_props and OpenVINO rt_info."""
+    onnx = pytest.importorskip("onnx", reason="needs the onnx extra")
+    ov = pytest.importorskip("openvino", reason="needs the openvino extra")
+    from lightpose.export import to_onnx, to_openvino
+    from lightpose.model_metadata import model_skeleton, read_openvino_skeleton, read_skeleton, write_onnx_skeleton
+
+    model, _ = load_model(trained["checkpoint"])
+    skeleton = model_skeleton(model)
+    assert skeleton == trained["skeleton"]
+    onnx_path, xml_path = tmp_path / "net.onnx", tmp_path / "net.xml"
+    to_onnx(model, onnx_path, height=NET, width=NET)
+    proto = onnx.load(str(onnx_path))
+    stored = [entry.value for entry in proto.metadata_props if entry.key == "lightpose.skeleton"]
+    assert len(stored) == 1 and read_skeleton(stored[0], "net.onnx") == skeleton
+    write_onnx_skeleton(proto, skeleton)  # writing again replaces, never duplicates
+    assert sum(entry.key == "lightpose.skeleton" for entry in proto.metadata_props) == 1
+    to_openvino(model, xml_path, height=NET, width=NET)
+    assert read_openvino_skeleton(ov.Core().read_model(str(xml_path)), "net.xml") == skeleton
+    assert read_openvino_skeleton(ov.Core().read_model(str(onnx_path)), "net.onnx") == skeleton  # via "framework"
+    for path in (onnx_path, xml_path):
+        assert PoseEstimator.from_pretrained(path, height=NET).skeleton == skeleton
+
+
+def test_quantize_accuracy_metric_decodes_with_the_models_skeleton(trained):
+    """The accuracy-control metric runs the compiled model with the skeleton of the model being quantized."""
+    ov = pytest.importorskip("openvino", reason="needs the openvino extra")
+    from lightpose.quantize import ValidationSet, _Compiled, _float_model
+
+    model, _ = load_model(trained["checkpoint"])
+    images = sorted(trained["images"].glob("*.png"))[:2]
+    validation = ValidationSet(model, images, height=NET)
+    compiled = ov.Core().compile_model(_float_model(model, NET, NET), "CPU")
+    assert validation.skeleton == trained["skeleton"]
+    score = validation.metric(compiled, [0, 1])  # was: heatmaps decoded with the published 18-keypoint skeleton
+    assert np.isnan(score) or 0.0 <= score <= 1.0  # NaN: a 2-iteration model may find no reference poses
+    runner = _Compiled(compiled, validation.skeleton)
+    assert runner.skeleton == trained["skeleton"]
+    for poses in validation.poses(runner):
+        assert all(pose.keypoints.shape == (trained["skeleton"].num_keypoints, 3) for pose in poses)

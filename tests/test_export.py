@@ -12,8 +12,9 @@ import lightpose.export as export_module
 from exported import random_onnx_bytes, run_cli
 from lightpose.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, open_exported
 from lightpose.estimator import PoseEstimator
-from lightpose.export import SKELETON_KEY, save_openvino, to_onnx, to_openvino
+from lightpose.export import save_openvino, to_onnx, to_openvino
 from lightpose.model import LightweightOpenPose
+from lightpose.model_metadata import SKELETON_KEY
 from lightpose.skeleton import OPENPOSE_COCO, Skeleton
 from random_model import random_checkpoint, random_input, random_model
 

@@ -19,8 +19,8 @@ from torch import nn
 
 from lightpose._signal_stack import widen as widen_signal_stack
 from lightpose.errors import DeviceError
-from lightpose.export import SKELETON_KEY, read_skeleton
 from lightpose.model import fold_batchnorm
+from lightpose.model_metadata import model_skeleton, read_onnx_skeleton, read_openvino_skeleton
 from lightpose.skeleton import Skeleton
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
@@ -137,7 +137,7 @@ class TorchBackend:
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         details = [precision] + ["BN folded"] * self.fold_bn + ["channels_last"] * self.channels_last
         self.description = f"torch {', '.join(details)} ({self.device})"
-        self.skeleton = getattr(model, "skeleton", None)
+        self.skeleton = model_skeleton(model)
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.per_image and len(batch) > 1:
@@ -184,15 +184,6 @@ def _map_outputs(names: list[str], where: str) -> list[str]:
     if len(names) < 2:
         raise ValueError(f"{where} has outputs {names}; expected heatmaps and PAFs: export it with `lightpose export`")
     return names[-2:]
-
-
-def _openvino_metadata(model: Any, key: str) -> str | None:
-    """The text an openvino.Model stores under `key` in its rt_info: set there by `lightpose export`/`quantize`, or
-    under "framework" when OpenVINO read the key from an ONNX file's metadata_props."""
-    for path in ([key], ["framework", key]):
-        if model.has_rt_info(path):
-            return str(model.get_rt_info(path).astype(str))
-    return None
 
 
 def _check_input_size(expected: list[Any], shape: tuple[int, ...], where: str) -> None:
@@ -262,7 +253,7 @@ class OnnxRuntimeBackend:
         self.input_shape: list[Any] = list(inputs[0].shape)
         self.outputs = _map_outputs([o.name for o in self.session.get_outputs()], self.source)
         metadata = self.session.get_modelmeta().custom_metadata_map
-        self.skeleton: Skeleton | None = read_skeleton(metadata.get(SKELETON_KEY), self.source)
+        self.skeleton: Skeleton | None = read_onnx_skeleton(metadata, self.source)
         self.description = f"onnxruntime fp32 ({self.provider})"
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +316,7 @@ class OpenVINOBackend:
                 self.core.read_model(source, b"") if isinstance(source, bytes) else self.core.read_model(source)
             )
         where = str(model) if isinstance(model, (str, os.PathLike)) else "the OpenVINO model"
-        self.skeleton: Skeleton | None = read_skeleton(_openvino_metadata(self.model, SKELETON_KEY), where)
+        self.skeleton: Skeleton | None = read_openvino_skeleton(self.model, where)
         self.outputs = _map_outputs([o.get_any_name() for o in self.model.outputs], "the OpenVINO model")
         self.int8 = any(op.get_type_name() == "FakeQuantize" for op in self.model.get_ops())
         self.config: dict[str, Any] = {

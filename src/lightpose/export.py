@@ -9,7 +9,6 @@ file.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shutil
 import tempfile
@@ -24,11 +23,11 @@ from torch import nn
 
 from lightpose._signal_stack import widen as widen_signal_stack
 from lightpose.io import atomic_path, atomic_write
+from lightpose.model_metadata import model_skeleton, write_onnx_skeleton, write_openvino_skeleton
 from lightpose.skeleton import STRIDE, Skeleton
 
 INPUT_NAME = "data"
 OUTPUT_NAMES = ("heatmaps", "pafs")
-SKELETON_KEY = "lightpose.skeleton"  # ONNX metadata_props / OpenVINO rt_info key of the skeleton's JSON
 MIN_OPSET = 17
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml"}
 
@@ -43,30 +42,6 @@ class LastStage(nn.Module):
     def forward(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self.model(data)
         return outputs[-2], outputs[-1]
-
-
-def skeleton_json(skeleton: Skeleton) -> str:
-    """The text stored under SKELETON_KEY in an exported file: `skeleton.to_dict()` as JSON."""
-    return json.dumps(skeleton.to_dict())
-
-
-def read_skeleton(text: str | None, where: str) -> Skeleton | None:
-    """The Skeleton an exported file stores under SKELETON_KEY (`text`), or None when it stores none (the published
-    layout); ValueError naming `where` when the text is not a skeleton."""
-    if text is None:
-        return None
-    try:
-        return Skeleton.from_dict(json.loads(text))
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            f"{where}: its {SKELETON_KEY!r} metadata is not a valid skeleton ({error}): re-export it with "
-            "`lightpose export` from its checkpoint"
-        ) from error
-
-
-def _model_skeleton(model: nn.Module) -> Skeleton | None:
-    skeleton = getattr(model, "skeleton", None)
-    return skeleton if isinstance(skeleton, Skeleton) else None
 
 
 def _check_size(height: int, width: int) -> None:
@@ -99,10 +74,7 @@ def _onnx_bytes(model: nn.Module, height: int, width: int, opset: int, dynamo: b
             dynamic_axes = {INPUT_NAME: axes, **{name: out_axes for name in OUTPUT_NAMES}}
             torch.onnx.export(wrapper, (example,), str(file), dynamo=False, dynamic_axes=dynamic_axes, **names)
         proto = onnx.load(str(file))
-    skeleton = _model_skeleton(model)
-    if skeleton is not None:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = SKELETON_KEY, skeleton_json(skeleton)
+    write_onnx_skeleton(proto, model_skeleton(model))
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
@@ -232,8 +204,7 @@ def save_openvino(
     import openvino as ov
 
     target = check_output(path, "openvino")
-    if skeleton is not None:
-        ov_model.set_rt_info(skeleton_json(skeleton), SKELETON_KEY)
+    write_openvino_skeleton(ov_model, skeleton)
     with tempfile.TemporaryDirectory() as folder:
         xml = Path(folder) / "model.xml"
         ov.save_model(ov_model, str(xml), compress_to_fp16=compress_to_fp16)
@@ -265,5 +236,5 @@ def to_openvino(
     check_output(path, "openvino")
     ov_model = ov.Core().read_model(onnx_model_bytes(model, height=height, width=width, opset=opset), b"")
     worst = verify_openvino(model, ov_model, _check_sizes(height, width)) if verify else None
-    save_openvino(ov_model, path, skeleton=_model_skeleton(model), compress_to_fp16=compress_to_fp16)
+    save_openvino(ov_model, path, skeleton=model_skeleton(model), compress_to_fp16=compress_to_fp16)
     return worst

@@ -20,8 +20,10 @@ from lightpose._signal_stack import widen as widen_signal_stack
 from lightpose.agreement import Agreement, agreement
 from lightpose.backends import Backend
 from lightpose.io import list_images, read_image
+from lightpose.model_metadata import model_skeleton
 from lightpose.pose import Pose
 from lightpose.preprocess import prepare_input
+from lightpose.skeleton import Skeleton
 
 PRESETS = ("performance", "mixed")
 BIAS_CORRECTIONS = ("fast", "full")
@@ -190,8 +192,9 @@ class _Compiled:
     name = "openvino"
     description = "openvino compiled model (CPU)"
 
-    def __init__(self, compiled: Any) -> None:
+    def __init__(self, compiled: Any, skeleton: Skeleton | None) -> None:
         self.compiled = compiled
+        self.skeleton = skeleton  # the quantized network's, so its maps are decoded with its own layout
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.compiled({0: np.ascontiguousarray(batch, np.float32)})
@@ -213,6 +216,7 @@ class ValidationSet:
         if not self.images:
             raise ValueError("no validation images: pass a folder or list with at least one image")
         self.height = height
+        self.skeleton = model_skeleton(model)
         self.inputs = calibration_inputs(self.images, height)
         self.reference = self.poses(TorchBackend(model, "cpu"))
 
@@ -231,4 +235,4 @@ class ValidationSet:
 
     def metric(self, compiled: Any, indices: Sequence[int]) -> float:
         """Mean OKS to the fp32 poses of a compiled openvino model on the images at `indices`."""
-        return self.compare(_Compiled(compiled), indices).mean_oks
+        return self.compare(_Compiled(compiled, self.skeleton), indices).mean_oks
