@@ -56,6 +56,11 @@ class Parser(argparse.ArgumentParser):
         close = difflib.get_close_matches(name, known, n=1)
         return f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else "")
 
+    def format_help(self) -> str:
+        from lightpose.cli.examples import examples_text
+
+        return super().format_help() + examples_text(self.prog)
+
     def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
