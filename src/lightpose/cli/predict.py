@@ -8,7 +8,6 @@ import argparse
 import contextlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from lightpose.cli.inputs import Input, expand_sources, parse_shard, shard
 from lightpose.cli.options import (
@@ -41,10 +39,10 @@ from lightpose.errors import SourceError, UsageError
 from lightpose.estimator import PoseEstimator
 from lightpose.io import check_output_path
 from lightpose.pose import PoseResult
+from lightpose.progress import Progress
 from lightpose.sources import VideoSource
 
 logger = logging.getLogger("lightpose.cli")
-LOG_EVERY_S = 5.0
 STAGES = ("preprocess", "network", "decode", "tracking")
 EXIT_FAILED_INPUTS = 1
 
@@ -240,32 +238,6 @@ class Totals:
         self.ms["output"] += output_ms
 
 
-class Progress:
-    """A tqdm bar on a terminal, else a log line every LOG_EVERY_S seconds."""
-
-    def __init__(self, total: int | None, quiet: bool) -> None:
-        terminal = sys.stderr.isatty() and not quiet
-        self.bar = tqdm(total=total, unit="frame", file=sys.stderr, leave=False) if terminal else None
-        self.total, self.frames, self.last = total, 0, time.perf_counter()
-        self.started = self.last
-
-    def update(self, name: str) -> None:
-        self.frames += 1
-        if self.bar is not None:
-            self.bar.update()
-            return
-        now = time.perf_counter()
-        if now - self.last >= LOG_EVERY_S:
-            self.last = now
-            of = f"/{self.total}" if self.total else ""
-            rate = self.frames / (now - self.started)
-            logger.info("%d%s frames, %.1f fps (%s)", self.frames, of, rate, name)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 class Runner:
     """Runs the estimator's stream over the inputs, one sink per input, the live view and the progress."""
 
@@ -290,7 +262,7 @@ class Runner:
         if self.view.active and annotated is not None and self.view.publish(result, annotated, self.totals.frames):
             self.quit = True
         self.totals.add(result, (time.perf_counter() - start) * 1e3)
-        progress.update(item.name)
+        progress.update(note=item.name)
 
     @property
     def stopped(self) -> bool:
@@ -406,7 +378,7 @@ def execute(args: argparse.Namespace, prog: str, inputs: Sequence[Input], plan: 
         stop = stack.enter_context(StopOnSignal())
         stack.enter_context(contextlib.closing(view.open()))
         runner = Runner(est, args, plan, view, stop)
-        progress = Progress(total, quiet)
+        progress = Progress(total, unit="frame", enabled=not quiet)
         try:
             runner.run(todo, progress)
         finally:

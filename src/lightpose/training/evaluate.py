@@ -25,13 +25,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from lightpose.decode import decode_upsampled, entries_to_poses
 from lightpose.errors import OutputWriteError
 from lightpose.estimator import PoseEstimator
 from lightpose.io import check_output_path, read_image, write_json
 from lightpose.preprocess import check_image, prepare_input
+from lightpose.progress import Progress
 from lightpose.skeleton import OPENPOSE_COCO, STRIDE, Skeleton
 from lightpose.training.flip import mirror_maps
 from lightpose.training.labels import make_val_subset
@@ -340,14 +340,17 @@ def evaluate_coco(
     scales = MULTISCALE_SCALES if multiscale else (1.0,)
     detections: list[dict[str, Any]] = []
     done = 0
+    bar = Progress(len(images), unit="image", desc="evaluating", enabled=progress)
     saved_to: Path | None = None
     write_error: OSError | None = None
     try:
-        for image, path in tqdm(list(zip(images, paths)), desc="evaluating", unit="image", disable=not progress):
+        for image, path in zip(images, paths):
             heatmaps, pafs = infer_val_maps(estimator, read_image(path), scales=scales, flip=flip, height=height)
             detections.extend(detections_for_image(heatmaps, pafs, image["id"], skeleton))
             done += 1
+            bar.update(note=path.name)
     finally:
+        bar.close()
         if output_path is not None:
             saved_to, write_error = save_detections(detections, output_path)
             if done < len(images):

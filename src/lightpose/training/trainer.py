@@ -31,11 +31,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
 
 from lightpose.errors import CheckpointError, DeviceError, UnreadableSamplesError, UsageError
 from lightpose.io import atomic_write, clean_stale_temps
 from lightpose.model import LightweightOpenPose, load_reference_state
+from lightpose.progress import Progress
 from lightpose.skeleton import OPENPOSE_COCO, Skeleton
 from lightpose.training import checkpoints
 from lightpose.training.loss import check_finite, loss_names, stage_losses
@@ -356,7 +356,7 @@ class Trainer:
         if config.max_iterations is not None:
             total = min(total, config.max_iterations)
         show = config.progress and self.runtime.is_main
-        bar = tqdm(total=total, initial=min(self.iteration, total), disable=not show, unit="iter")
+        bar = Progress(total, unit="iter", initial=min(self.iteration, total), enabled=show)
         previous_handlers = self._install_signal_handlers()
         try:
             self.model.train()
@@ -393,7 +393,7 @@ class Trainer:
         limit = self.config.max_iterations
         return self.stop_requested or (limit is not None and self.iteration >= limit)
 
-    def _train_epoch(self, bar: tqdm) -> None:
+    def _train_epoch(self, bar: Progress) -> None:
         config = self.config
         remaining = self.batches_per_epoch - self.position
         if remaining <= 0:
@@ -422,7 +422,7 @@ class Trainer:
             if shutdown is not None:
                 shutdown()
 
-    def _train_batches(self, batches: Iterator[Mapping[str, torch.Tensor]], remaining: int, bar: tqdm) -> None:
+    def _train_batches(self, batches: Iterator[Mapping[str, torch.Tensor]], remaining: int, bar: Progress) -> None:
         config = self.config
         micro = 0
         for batch in batches:
@@ -480,7 +480,7 @@ class Trainer:
         skipped = batch.get("skipped")
         return set() if skipped is None else set(skipped[skipped >= 0].tolist())
 
-    def _after_iteration(self, bar: tqdm) -> None:
+    def _after_iteration(self, bar: Progress) -> None:
         config = self.config
         if self.unreadable_count > config.max_unreadable_samples:
             self._log_losses(bar)
@@ -494,9 +494,9 @@ class Trainer:
         if self.iteration % config.checkpoint_after == 0:
             self.save()
         if self.evaluate is not None and self.iteration % config.val_after == 0:
-            self._validate(self.evaluate)
+            self._validate(self.evaluate, bar)
 
-    def _log_losses(self, bar: tqdm) -> None:
+    def _log_losses(self, bar: Progress) -> None:
         means = (self.window / max(self.window_batches, 1)).tolist()
         skipped, self.skipped_window = self.skipped_window, 0
         self.window.zero_()
@@ -516,14 +516,14 @@ class Trainer:
         _append_metrics(self.metrics_path, record)
         stages = " ".join(f"{k} {record[k]:.6g}" for k in loss_names(len(means) // 2))
         bar.write(f"iter {self.iteration} epoch {self.epoch} lr {record['lr']:.3g}: {stages}")
-        bar.set_postfix(loss=f"{record['loss']:.4g}")
+        bar.set_postfix(f"loss {record['loss']:.4g}")
 
-    def _validate(self, evaluate: Callable[[nn.Module, torch.device], dict[str, float]]) -> None:
+    def _validate(self, evaluate: Callable[[nn.Module, torch.device], dict[str, float]], bar: Progress) -> None:
         if self.runtime.is_main:
             network = copy.deepcopy(self.module).float().eval()
             stats = evaluate(network, self.runtime.device)
             _append_metrics(self.metrics_path, {"iter": self.iteration, "epoch": self.epoch, "val": stats})
-            tqdm.write(f"iter {self.iteration}: validation AP {stats.get('AP', float('nan')):.4f}")
+            bar.write(f"iter {self.iteration}: validation AP {stats.get('AP', float('nan')):.4f}")
 
     # -- interrupts ------------------------------------------------------------------------------------------
     def _install_signal_handlers(self) -> dict[int, Any]:
