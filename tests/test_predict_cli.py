@@ -104,7 +104,7 @@ def test_one_call_on_folder_glob_video_and_url_then_a_rerun_skips_everything(
     captured = capsys.readouterr()
     start, summary = captured.out.strip().splitlines()
     assert start.startswith("lightpose predict: ") and str(fixture_model) in start and "torch fp32 (cpu)" in start
-    assert "height 256" in start and "7 inputs to do (6 images, 1 videos)" in start
+    assert "height 256" in start and "7 inputs to do (6 images, 1 video)" in start
     assert "7 inputs (7 done, 0 skipped, 0 unreadable), 10 frames in" in summary and "network" in summary
 
     # images: the annotated image and <name>.json, named relative to the folder / the pattern's folder
@@ -136,6 +136,7 @@ def test_one_call_on_folder_glob_video_and_url_then_a_rerun_skips_everything(
     captured = capsys.readouterr()
     assert "skipped 7 inputs whose outputs are complete (--overwrite redoes them)" in captured.err
     assert "7 inputs (0 done, 7 skipped, 0 unreadable), 0 frames" in captured.out
+    assert "nothing to do" in captured.err and "after 0 frames" not in captured.err
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == mtimes
 
 
@@ -287,7 +288,7 @@ def test_sigint_mid_video_keeps_a_playable_video_and_valid_jsonl(tmp_path: Path,
     assert 3 <= len(lines) < 300 and [r["frame"] for r in lines] == list(range(len(lines)))
     assert frame_count(out / "long.mp4") == len(lines)
     assert sorted(p.name for p in out.iterdir()) == ["long.jsonl", "long.mp4"]
-    assert f"interrupted after {len(lines)} frames" in stderr and "1 inputs (0 done" in stdout
+    assert f"interrupted after {len(lines)} frames" in stderr and "1 input (0 done" in stdout
     # a rerun sees the interrupted outputs as incomplete and redoes them
     rerun = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                            timeout=120)  # fmt: skip

@@ -131,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if not (args.output or args.json or view.active):
         reason = window_unavailable_reason()
         if reason:
-            raise UsageError(f"nothing to do: no window can be opened ({reason}); give --serve PORT (live view in a "
-                             "browser), --output PATH or --json PATH")  # fmt: skip
+            raise UsageError(f"nothing to do: no window can be opened: {reason}. Give --serve PORT for a live view "
+                             "in a browser, --output PATH or --json PATH")  # fmt: skip
         view.show = True
     video = folder = None
     if args.output:

@@ -167,7 +167,7 @@ class PerInputOutputs:
                 todo.append(item)
                 incomplete += 1
         if skipped:
-            logger.info("skipped %d inputs whose outputs are complete (--overwrite redoes them)", skipped)
+            logger.info("skipped %s whose outputs are complete (--overwrite redoes them)", counted(skipped, "input"))
         if replaced:
             logger.info("replacing the existing outputs of %d inputs (--overwrite)", replaced)
         if incomplete:
@@ -324,6 +324,11 @@ class Runner:
                     return
 
 
+def counted(number: int, noun: str) -> str:
+    """'1 input', '2 inputs', '0 inputs'."""
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _summary(prog: str, n_inputs: int, skipped: int, totals: Totals, where: str) -> str:
     seconds = time.perf_counter() - totals.started
     frames = max(totals.frames, 1)
@@ -331,8 +336,9 @@ def _summary(prog: str, n_inputs: int, skipped: int, totals: Totals, where: str)
     wall = seconds * 1e3 / frames
     fps = totals.frames / seconds if seconds > 0 else 0.0
     return (
-        f"{prog}: {n_inputs} inputs ({totals.done} done, {skipped} skipped, {totals.failed} unreadable), "
-        f"{totals.frames} frames in {seconds:.1f} s, {fps:.1f} fps; ms per frame: {stages}, wall {wall:.1f}{where}"
+        f"{prog}: {counted(n_inputs, 'input')} ({totals.done} done, {skipped} skipped, {totals.failed} unreadable), "
+        f"{counted(totals.frames, 'frame')} in {seconds:.1f} s, {fps:.1f} fps; "
+        f"ms per frame: {stages}, wall {wall:.1f}{where}"
     )
 
 
@@ -342,8 +348,8 @@ def _start_line(prog: str, args: argparse.Namespace, est: PoseEstimator, todo: S
     weights = args.checkpoint or DEFAULT_WEIGHTS
     images = sum(item.kind == "image" for item in todo)
     return (
-        f"{prog}: {weights} on {est.description}, height {est.height}; {len(todo)} inputs to do ({images} images, "
-        f"{len(todo) - images} videos){shard_}"
+        f"{prog}: {weights} on {est.description}, height {est.height}; {counted(len(todo), 'input')} to do "
+        f"({counted(images, 'image')}, {counted(len(todo) - images, 'video')}){shard_}"
     )
 
 
@@ -369,7 +375,7 @@ def execute(args: argparse.Namespace, prog: str, inputs: Sequence[Input], plan: 
     todo = plan.select(mine)
     skipped = len(mine) - len(todo)
     est = load_estimator(args)
-    shard_text = f", shard {rank}/{world} of {len(inputs)} inputs" if world > 1 else ""
+    shard_text = f", shard {rank}/{world} of {counted(len(inputs), 'input')}" if world > 1 else ""
     quiet = getattr(args, "quiet", False)
     if not quiet:
         print(_start_line(prog, args, est, todo, shard_text), flush=True)
@@ -387,13 +393,16 @@ def execute(args: argparse.Namespace, prog: str, inputs: Sequence[Input], plan: 
         ending = "interrupted" if stop.is_set() else "quit" if runner.quit else "input finished"
         if ending == "input finished":
             view.finish()  # before the line below, which tells a watcher the outputs are final
-        logger.info("%s after %d frames%s", ending, runner.totals.frames, where)
+        if todo or ending != "input finished":
+            logger.info("%s after %s%s", ending, counted(runner.totals.frames, "frame"), where)
+        else:
+            logger.info("nothing to do: every input has complete outputs%s", where)
         if not quiet:
             print(_summary(prog, len(mine), skipped, runner.totals, where), flush=True)
         if stop.is_set():
             return stop.exit_code
         if runner.totals.failed:
-            logger.error("%d inputs could not be read (named above)", runner.totals.failed)
+            logger.error("%s could not be read (named above)", counted(runner.totals.failed, "input"))
             return EXIT_FAILED_INPUTS
         if not runner.quit:
             view.linger(stop)
@@ -409,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("nothing to write: give --output DIR (or --coco FILE, --show, --serve PORT)")
         reason = window_unavailable_reason()
         if reason:
-            raise UsageError(f"no window can be opened ({reason}): give --serve PORT (a live view in a browser) "
+            raise UsageError(f"no window can be opened: {reason}. Give --serve PORT for a live view in a browser, "
                              "or --output DIR")  # fmt: skip
         view.show = True
     if args.no_save and args.output is None:

@@ -27,9 +27,9 @@ def window_unavailable_reason() -> str | None:
     """Why OpenCV cannot open a window here (headless build, no display), or None when it should work."""
     for line in cv2.getBuildInformation().splitlines():
         if line.strip().startswith("GUI:") and line.split(":", 1)[1].strip().upper() == "NONE":
-            return "this OpenCV build has no GUI support (opencv-python-headless; install opencv-python for windows)"
+            return "this OpenCV build has no GUI support (install opencv-python instead of opencv-python-headless)"
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+        return "there is no display: neither DISPLAY nor WAYLAND_DISPLAY is set"
     return None
 
 
