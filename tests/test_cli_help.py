@@ -38,3 +38,29 @@ def test_every_example_parses(line: str) -> None:
     else:
         args = build_parser().parse_args(words[1:])
         assert callable(args.func)
+
+
+def test_library_chatter_hidden_unless_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    import cv2
+
+    from lightpose.cli.options import configure_logging
+
+    monkeypatch.setenv("OPENCV_LOG_LEVEL", "INFO")
+    configure_logging("lightpose quantize")
+    assert not logging.getLogger("nncf").isEnabledFor(logging.INFO)
+    assert cv2.utils.logging.getLogLevel() == cv2.utils.logging.LOG_LEVEL_ERROR
+    configure_logging("lightpose quantize", verbose=True)
+    assert logging.getLogger("nncf").level == logging.NOTSET
+    assert cv2.utils.logging.getLogLevel() == cv2.utils.logging.LOG_LEVEL_INFO
+    configure_logging("lightpose")
+
+
+def test_a_backend_default_other_than_auto_says_why() -> None:
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, subparser in {**subcommands, demo.PROG: demo.build_parser()}.items():
+        backend = next((a for a in subparser._actions if a.dest == "backend"), None)
+        if backend is not None and backend.default != "auto":
+            assert f"({backend.default}: " in str(backend.help), name

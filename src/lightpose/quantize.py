@@ -54,7 +54,7 @@ class QuantizeOptions:
             raise ValueError(f"subset_size must be >= 1, got {self.subset_size}")
 
 
-def _nncf() -> Any:
+def load_nncf() -> Any:
     try:
         import nncf
         import openvino  # noqa: F401
@@ -124,7 +124,7 @@ def quantize(
 ) -> Any:
     """An INT8 openvino.Model of `model` (a torch model or an fp32 openvino.Model) calibrated on `calibration`
     ((1, 3, H, W) float32 inputs; sizes may differ). The input keeps dynamic batch, height and width."""
-    nncf = _nncf()
+    nncf = load_nncf()
     options = options or QuantizeOptions()
     if not calibration:
         raise ValueError("no calibration inputs: pass at least one prepared image")
@@ -157,7 +157,7 @@ def quantize_with_accuracy_control(
     `max_iterations`) until the metric drops by at most `max_drop` from the float model's.
     `metric(compiled_model, indices)` scores a compiled model on the validation inputs `validation[i] for i in
     indices` (higher is better, e.g. mean OKS to fp32 poses)."""
-    nncf = _nncf()
+    nncf = load_nncf()
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     options = options or QuantizeOptions()

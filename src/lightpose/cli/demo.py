@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace existing --output / --json files")
     parser.add_argument("--show", action="store_true", help="show an OpenCV window (needs OpenCV with GUI support)")
     parser.add_argument("--serve", metavar="[HOST:]PORT", help="live view at http://HOST:PORT/ (127.0.0.1 default)")
-    add_model_options(parser, backend="torch")
+    add_model_options(parser, backend="torch", backend_reason="torch: the reference demo's runtime")
     add_verbosity(parser)
     parser.set_defaults(recursive=False, batch_size=1, workers=0, conf=0.0, min_keypoints=0, shard=None, no_save=False)
     return parser

@@ -27,7 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", default="detections.json", help="detections file (default detections.json)")
     parser.add_argument("--subset", type=int, help="evaluate N images drawn as make_val_subset (seed 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_model_options(parser, height=368, backend="torch")
+    add_model_options(
+        parser, height=368, backend="torch", backend_reason="torch: the published arithmetic, so AP is the model's own"
+    )
     add_verbosity(parser)
     parser.set_defaults(func=run)
 

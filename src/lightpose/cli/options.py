@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
+import os
 import re
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -70,10 +71,16 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_model_options(
-    parser: argparse.ArgumentParser, *, height: int = 256, backend: str = "auto", runtime: bool = True
+    parser: argparse.ArgumentParser,
+    *,
+    height: int = 256,
+    backend: str = "auto",
+    backend_reason: str = "",
+    runtime: bool = True,
 ) -> None:
     """--checkpoint, --device, --backend, --precision and --height, with the same help in every command.
 
+    `backend_reason` says why a command's default backend is not `auto` (the other commands' default).
     `runtime=False` (commands that convert a checkpoint rather than run it: export, quantize): only --checkpoint
     (a checkpoint, not an exported model) and --height."""
     group = parser.add_argument_group("model")
@@ -82,7 +89,8 @@ def add_model_options(
     group.add_argument("--checkpoint", metavar="NAME|PATH|URL", help=f"{what} {default}")
     if runtime:
         group.add_argument("--device", help=DEVICE_HELP)
-        group.add_argument("--backend", choices=BACKEND_CHOICES, default=backend, help=BACKEND_HELP)
+        why = f" ({backend_reason})" if backend_reason else ""
+        group.add_argument("--backend", choices=BACKEND_CHOICES, default=backend, help=BACKEND_HELP + why)
         group.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
     group.add_argument("--height", type=int, default=height, help=HEIGHT_HELP)
 
@@ -153,6 +161,22 @@ def configure_logging(prog: str, *, quiet: bool = False, verbose: bool = False) 
     _HANDLER.append(handler)
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
+    quiet_libraries(verbose)
+
+
+CHATTY_LOGGERS = ("nncf", "openvino")  # libraries whose INFO lines are noise to a command's user
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Hide other libraries' INFO chatter (NNCF's per-step lines) and OpenCV's raw warnings (V4L probing before
+    lightpose's own "no camera" message) unless -v."""
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    level = "INFO" if verbose else "ERROR"
+    os.environ["OPENCV_LOG_LEVEL"] = level  # read when cv2 is first imported
+    if "cv2" in sys.modules:
+        cv2 = sys.modules["cv2"]
+        cv2.utils.logging.setLogLevel(getattr(cv2.utils.logging, f"LOG_LEVEL_{level}"))
 
 
 _PYTHON_ARGUMENT = re.compile(r"\b(device|backend|precision|height|checkpoint)(=| )(['\"])([\w:.\-/]*)\3")

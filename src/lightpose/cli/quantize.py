@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from lightpose.cli.options import add_model_options, add_verbosity, configure_logging, say
+from lightpose.cli.options import add_model_options, add_verbosity, configure_logging, quiet_libraries, say
 
 PROG = "lightpose quantize"
 
@@ -52,12 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from lightpose.backends import OpenVINOBackend
     from lightpose.export import check_output, save_openvino
     from lightpose.io import list_images
-    from lightpose.quantize import QuantizeOptions, ValidationSet, calibration_inputs, split_folder
+    from lightpose.quantize import QuantizeOptions, ValidationSet, calibration_inputs, load_nncf, split_folder
     from lightpose.quantize import quantize as quantize_model
     from lightpose.quantize import quantize_with_accuracy_control as quantize_controlled
     from lightpose.weights import load_model
 
     configure_logging(PROG, quiet=args.quiet, verbose=args.verbose)
+    load_nncf()  # NNCF sets its own logger up on import: import it now, then hide its INFO lines unless -v
+    quiet_libraries(args.verbose)
     check_output(args.output, "openvino")
     options = QuantizeOptions(
         preset=args.preset,
