@@ -1,4 +1,4 @@
-"""Custom skeletons end to end (issue 14): build, prepare labels, train, save, reload, decode, evaluate, draw."""
+"""Custom skeletons end to end: build, prepare labels, train, save, reload, decode, evaluate, draw."""
 
 from __future__ import annotations
 

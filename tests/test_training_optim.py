@@ -17,7 +17,7 @@ from lightpose.training.optim import (
     scheduler_state_to_plain,
 )
 
-# (lr multiplier, weight decay) of the 13 groups, REFERENCE.md §e.
+# (lr multiplier, weight decay) of the 13 groups, the published repository's train.py.
 EXPECTED = [
     (1, 5e-4),
     (1, 0),

@@ -24,7 +24,7 @@ def _persons(visible: dict[int, tuple[float, float]], v: int = 1) -> np.ndarray:
 
 
 def _loop_heatmaps(keypoints: np.ndarray, h: int, w: int, stride: int = 8, sigma: float = 7) -> np.ndarray:
-    """The rules of REFERENCE.md e, one pixel at a time."""
+    """The published datasets/coco.py target rules, one pixel at a time."""
     maps = np.zeros((19, h, w), dtype=np.float32)
     for k in range(18):
         for x, y, v in keypoints[:, k].tolist():

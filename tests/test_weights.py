@@ -108,7 +108,7 @@ def test_meta_schema(name: str) -> None:
 
 @pytest.mark.parametrize(("stages", "expected"), [(1, 4_091_698), (3, 7_308_964)])
 def test_network_params_match_the_reference_count(stages: int, expected: int) -> None:
-    """REFERENCE.md's parameter counts of the published network, against the network lightpose builds."""
+    """The published network's parameter counts (its checkpoint's state dict), against the network lightpose builds."""
     assert sum(p.numel() for p in LightweightOpenPose(num_refinement_stages=stages).parameters()) == expected
 
 

@@ -165,6 +165,7 @@ def decode_poses(
     params: DecodeParams = PUBLISHED,
 ) -> list[Pose]:
     """Poses from one image's stride-8 maps (`decode_maps`), keypoints in network-input pixels (map pixel * 8 /
-    upsample), not image pixels: kept for `lightpose.decode_poses` until the lead retires it."""
+    upsample), not image pixels: for callers that hold only maps (tests, tools); `PoseEstimator.decode` gives image
+    pixels."""
     entries, all_keypoints = decode_maps(heatmaps, pafs, upsample, method=method, skeleton=skeleton, params=params)
     return entries_to_poses(entries, all_keypoints, STRIDE / upsample, skeleton)

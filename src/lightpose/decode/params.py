@@ -12,7 +12,8 @@ EPSILON = 1e-6
 
 @dataclass(frozen=True)
 class DecodeParams:
-    """Thresholds of peak finding, limb scoring and pose filtering (REFERENCE.md section c); all in map pixels.
+    """Thresholds of peak finding, limb scoring and pose filtering, all in map pixels (the published repository's
+    modules/keypoints.py and demo.py).
 
     peak_threshold: heatmap values below it are no keypoint (> 0).
     peak_min_distance: a peak strictly closer than this to an earlier kept peak of its type is dropped.

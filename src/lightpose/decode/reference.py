@@ -1,8 +1,9 @@
 """The reference decoder's loops: the specification every faster path is tested against, bit for bit.
 
 Heatmaps + PAFs (already upsampled) -> peaks, limb scoring, greedy grouping, as the published implementation
-(REFERENCE.md section c). Pose entries are float64 (P, K + 2) arrays: [0..K-1] global keypoint ids (-1 where
-missing), [K] pose score, [K + 1] keypoint count; keypoints are float64 (N, 4) rows (x, y, score, id) in map pixels.
+(the published repository's modules/keypoints.py: extract_keypoints, group_keypoints). Pose entries are float64
+(P, K + 2) arrays: [0..K-1] global keypoint ids (-1 where missing), [K] pose score, [K + 1] keypoint count;
+keypoints are float64 (N, 4) rows (x, y, score, id) in map pixels.
 """
 
 from __future__ import annotations

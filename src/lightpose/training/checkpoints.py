@@ -113,7 +113,8 @@ def describe_missing(missing: list[str]) -> str:
 
 
 def load_from_mobilenet(model: nn.Module, checkpoint: Mapping[str, Any], source: str) -> int:
-    """Initialise the backbone `model.X` from ImageNet MobileNet v1 weights `module.model.X` (REFERENCE.md §a).
+    """Initialise the backbone `model.X` from ImageNet MobileNet v1 weights `module.model.X` (the published
+    repository's modules/load_state.py, load_from_mobilenet).
 
     Every backbone weight/BN tensor must be present with the right shape and finite (else CheckpointError); the
     file's missing `num_batches_tracked` buffers are expected and stay as they are, the rest of the network keeps

@@ -1,4 +1,4 @@
-"""The training loss: masked L2 on heatmaps and PAFs of every stage (REFERENCE.md §e)."""
+"""The training loss: masked L2 on heatmaps and PAFs of every stage (the published train.py, modules/loss.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Adam with the reference's 13 parameter groups and its MultiStepLR schedule (REFERENCE.md §e)."""
+"""Adam with the reference's 13 parameter groups and its MultiStepLR schedule (the published repository's train.py)."""
 
 from __future__ import annotations
 

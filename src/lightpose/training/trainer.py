@@ -63,8 +63,9 @@ def _setting(default: Any, help: str, **argparse_options: Any) -> Any:
 
 @dataclass
 class TrainConfig:
-    """Run settings; defaults are the reference recipe's (REFERENCE.md §e). `lightpose train` makes one option per
-    field (--field-name, or the metadata's `flags`) with the metadata's help and the field's default.
+    """Run settings; defaults are the reference recipe's (the published repository's train.py). `lightpose train`
+    makes one option per field (--field-name, or the metadata's `flags`) with the metadata's help and the
+    field's default.
 
     `batch_size` is the global batch of one optimiser step's micro-batch, split evenly over torchrun processes;
     one iteration = one optimiser step = `batches_per_iter` micro-batches.
