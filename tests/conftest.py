@@ -71,10 +71,20 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def shared_path(*parts: str) -> Path:
+    """`../shared/<parts>`, or skip the test saying it is absent."""
+    return _require(shared_root().joinpath(*parts))
+
+
+def fixture_model_path() -> Path:
+    """../shared/data/fixture/people_fixture.pth: a small trained model whose maps hold real people."""
+    return shared_path("data", "fixture", "people_fixture.pth")
+
+
 @pytest.fixture(scope="session")
 def fixture_checkpoint() -> Path:
-    """../shared/data/fixture/people_fixture.pth: a small trained model whose maps hold real people."""
-    return _require(shared_root() / "data" / "fixture" / "people_fixture.pth")
+    """The fixture model's checkpoint (see fixture_model_path)."""
+    return fixture_model_path()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_root
+from conftest import fixture_model_path, shared_root
 from lightpose.model import LightweightOpenPose
 from random_model import random_model
 
@@ -31,11 +31,8 @@ def write_random_onnx(folder: Path, name: str = "model.onnx") -> Path:
 
 
 def fixture_checkpoint() -> Path:
-    """../shared/data/fixture/people_fixture.pth: a small trained model whose maps hold real people."""
-    path = shared_root() / "data" / "fixture" / "people_fixture.pth"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (set LIGHTPOSE_SHARED to the shared data folder to run this test)")
-    return path
+    """The fixture model's checkpoint, or skip (see conftest.fixture_model_path)."""
+    return fixture_model_path()
 
 
 @functools.cache

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
+import media
+from conftest import fixture_model_path, shared_path
 from lightpose.cli.demo import main
 from lightpose.cli.main import main as lightpose_main
 from lightpose.cli.view import window_unavailable_reason
@@ -38,12 +40,8 @@ def stick_figure_frame(t: int) -> np.ndarray:
 
 
 def write_video(path: Path, frames: int, fps: float = 10.0) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, SIZE)
     cycle = [stick_figure_frame(t) for t in range(10)]
-    for i in range(frames):
-        writer.write(cycle[i % len(cycle)])
-    writer.release()
-    return path
+    return media.write_video(path, (cycle[i % len(cycle)] for i in range(frames)), fps)
 
 
 def read_video(path: Path) -> list[np.ndarray]:
@@ -122,19 +120,9 @@ def test_images_in_folder_and_avi_out(tmp_path: Path, checkpoint: Path) -> None:
 
 def test_tracked_poses_in_json(tmp_path: Path) -> None:
     """The trained fixture model finds the people of the shared photos: ids, keypoints and scores reach the JSON."""
-    from conftest import shared_root
-
-    model, photo = (
-        shared_root() / "data/fixture/people_fixture.pth",
-        shared_root() / "data/people/opencv_vtest_f040.jpg",
-    )
-    if not (model.exists() and photo.exists()):
-        pytest.skip("the shared fixture model or photos are absent (set LIGHTPOSE_SHARED)")
-    video = tmp_path / "people.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (384, 288))
-    for _ in range(3):
-        writer.write(cv2.resize(cv2.imread(str(photo)), (384, 288)))
-    writer.release()
+    model, photo = fixture_model_path(), shared_path("data", "people", "opencv_vtest_f040.jpg")
+    frame = cv2.resize(cv2.imread(str(photo)), (384, 288))
+    video = media.write_video(tmp_path / "people.mp4", [frame] * 3)
     records = tmp_path / "poses.jsonl"
     assert main(["--video", str(video), "--checkpoint", str(model), "--device", "cpu", "--json", str(records)]) == 0
     lines = read_json_lines(records)

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import shared_root
+import media
+from conftest import fixture_model_path, shared_root
 from lightpose.cli.main import main
 from lightpose.pose import PoseResult
 from static_server import serve_folder
@@ -29,10 +30,7 @@ VIDEO_FRAMES = 4
 
 @pytest.fixture(scope="module")
 def fixture_model() -> Path:
-    path = shared_root() / "data" / "fixture" / "people_fixture.pth"
-    if not path.exists():
-        pytest.skip(f"{path} is absent (set LIGHTPOSE_SHARED to the shared data folder to run this test)")
-    return path
+    return fixture_model_path()
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +42,7 @@ def photos() -> list[Path]:
 
 
 def write_video(path: Path, images: list[Path], frames: int, size: tuple[int, int] = (384, 288)) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, size)
-    for i in range(frames):
-        writer.write(cv2.resize(cv2.imread(str(images[i % len(images)])), size))
-    writer.release()
-    return path
+    return media.write_video(path, (cv2.resize(cv2.imread(str(images[i % len(images)])), size) for i in range(frames)))
 
 
 def model_args(checkpoint: Path) -> list[str]:
@@ -264,11 +258,7 @@ def test_bad_usage_exits_2_with_one_line(
 
 def test_sigint_mid_video_keeps_a_playable_video_and_valid_jsonl(tmp_path: Path, checkpoint: Path) -> None:
     frames = [np.full((96, 128, 3), 40 + i % 100, np.uint8) for i in range(300)]
-    video = tmp_path / "long.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (128, 96))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+    video = media.write_video(tmp_path / "long.mp4", frames)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "lightpose", "predict", str(video), "--output", str(out), "--height", "64"]
     cmd += model_args(checkpoint)

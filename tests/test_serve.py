@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import requests
 
+import media
 from lightpose.serve import LiveServer, parse_address
 
 MAGENTA = (255, 0, 255)  # BGR
@@ -284,14 +285,13 @@ def test_clients_that_disconnect_print_nothing(server: LiveServer, capfd: pytest
 
 
 def write_video(path: Path, frames: int, color: tuple[int, int, int]) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (160, 120))
-    for i in range(frames):
+    def frame(i: int) -> np.ndarray:
         image = np.zeros((120, 160, 3), np.uint8)
         image[:] = color
         cv2.rectangle(image, (10 + 5 * i, 40), (40 + 5 * i, 100), (255, 255, 255), -1)
-        writer.write(image)
-    writer.release()
-    return path
+        return image
+
+    return media.write_video(path, (frame(i) for i in range(frames)))
 
 
 class ServingDemo:

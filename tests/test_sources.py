@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+import media
 from lightpose.errors import SourceError
 from lightpose.io import list_images
 from lightpose.sources import ImageSource, VideoSource, open_source
@@ -16,13 +17,12 @@ from static_server import serve_folder
 
 
 def write_video(path: Path, frames: int = 6, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
-    for i in range(frames):
+    def frame(i: int) -> np.ndarray:
         image = np.full((size[1], size[0], 3), 30, np.uint8)
         cv2.circle(image, (8 + 8 * i, size[1] // 2), 5, (255, 255, 255), -1)
-        writer.write(image)
-    writer.release()
-    return path
+        return image
+
+    return media.write_video(path, (frame(i) for i in range(frames)), fps, codec="MJPG")
 
 
 def write_image(path: Path, value: int, size: tuple[int, int] = (32, 24)) -> Path:
