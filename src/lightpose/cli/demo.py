@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "a browser view with --serve PORT; files only with --output DIR.",
     )
     predict.add_arguments(parser, sources_default=["0"])
-    parser.set_defaults(func=predict.run, prog_name="lightpose demo")
+    parser.set_defaults(func=predict.run, prog_name="lightpose demo", window_by_default=True)  # no output: a window
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "unreadable inputs, 2 bad usage or input, 130/143 stopped by SIGINT/SIGTERM (files so far are kept).",
     )
     add_arguments(parser, sources_default=None)
-    parser.set_defaults(func=run, prog_name="lightpose predict")
+    parser.set_defaults(func=run, prog_name="lightpose predict", window_by_default=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, sources_default: list[str] | None) -> None:
@@ -414,7 +414,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(prog, quiet=args.quiet, verbose=args.verbose)
     view = LiveView(show=args.show, serve=args.serve, prog=prog)
     if args.output is None and not (view.active or args.coco):
-        if prog != "lightpose demo":
+        if not args.window_by_default:
             raise UsageError("nothing to write: give --output DIR (or --coco FILE, --show, --serve PORT)")
         reason = window_unavailable_reason()
         if reason:
