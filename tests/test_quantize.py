@@ -64,6 +64,13 @@ def _folder(tmp_path, count):
     return folder
 
 
+def test_split_folder_holds_out_one_of_two_images(tmp_path):
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(people_images(1)[0], tmp_path / name)
+    calibration, validation = split_folder(tmp_path)
+    assert [p.name for p in calibration] == ["a.jpg"] and [p.name for p in validation] == ["b.jpg"]
+
+
 def test_split_folder_holds_out_every_fourth_image(tmp_path):
     calibration, validation = split_folder(_folder(tmp_path, 8))
     assert [p.name for p in validation] == ["sports2d_demo_f048.jpg", "sports2d_demo_f096.jpg"]
@@ -77,8 +84,13 @@ def test_cli_quantizes_the_fixture_model_and_reports_agreement(tmp_path, capsys)
 
     output = tmp_path / "model_int8.xml"
     args = ["--checkpoint", str(fixture_checkpoint()), "--calibration", str(_folder(tmp_path, 5))]
-    assert run_cli("quantize", [*args, "--output", str(output)]) == 0
+    labels = people_images(1)[0].parent / "person_keypoints.json"
+    assert run_cli("quantize", [*args, "--output", str(output), "--labels", str(labels)]) == 0
     out = capsys.readouterr().out
+    ap_line = next(line for line in out.splitlines() if line.startswith("COCO AP on 1 labelled held-out images"))
+    fp32_ap = float(ap_line.split("fp32 ")[1].split(",")[0])
+    int8_ap = float(ap_line.split("INT8 ")[1].split(" ")[0])
+    assert fp32_ap > 0.0 and 0.0 <= int8_ap <= 1.0
     assert "calibrating on 4 images, validating on 1 held-out images" in out
     assert output.is_file() and output.with_suffix(".bin").is_file()
     backend = open_exported(output)
@@ -88,6 +100,19 @@ def test_cli_quantizes_the_fixture_model_and_reports_agreement(tmp_path, capsys)
     assert total > 0 and matched == total  # the people fp32 finds in the held-out photo, INT8 finds too
     result = PoseEstimator.from_pretrained(output)(tmp_path / "images" / "sports2d_demo_f048.jpg")
     assert len(result) > 0
+
+
+def test_cli_refuses_labels_of_other_images_before_working(tmp_path, capsys):
+    pytest.importorskip("nncf", reason="needs NNCF: pip install 'lightpose[openvino]'")
+    pytest.importorskip("pycocotools", reason="needs pycocotools: pip install 'lightpose[train]'")
+    labels = people_images(1)[0].parent / "person_keypoints.json"
+    folder = tmp_path / "other"
+    folder.mkdir()
+    for i in range(2):
+        shutil.copy(people_images(1)[0], folder / f"unlabelled_{i}.jpg")
+    args = ["--checkpoint", "never-read.pth", "--calibration", str(folder), "--labels", str(labels)]
+    assert run_cli("quantize", [*args, "--output", str(tmp_path / "int8.xml")]) == 2
+    assert "annotates none of the 1 held-out images" in capsys.readouterr().err
 
 
 def test_cli_refuses_a_wrong_output_before_working(tmp_path, capsys):

@@ -84,7 +84,7 @@ def split_folder(folder: str | os.PathLike, held_out: float = 0.25) -> tuple[lis
     if len(images) < 2:
         raise ValueError(f"{folder} has {len(images)} image(s); calibration with held-out validation needs 2 or more")
     step = max(2, round(1.0 / held_out))
-    validation = images[step - 1 :: step]
+    validation = images[step - 1 :: step] or images[-1:]  # fewer than k images: hold out the last one
     return [p for p in images if p not in validation], validation
 
 
@@ -236,3 +236,45 @@ class ValidationSet:
     def metric(self, compiled: Any, indices: Sequence[int]) -> float:
         """Mean OKS to the fp32 poses of a compiled openvino model on the images at `indices`."""
         return self.compare(_Compiled(compiled, self.skeleton), indices).mean_oks
+
+
+class HeldOutLabels:
+    """COCO keypoint labels of held-out images, checked up front; `ap(backend)` scores a runner on them.
+
+    AP is the judge of INT8 accuracy (mean OKS to fp32 poses says little on a weak model). `labels` is a COCO
+    keypoints file naming images by file name; only the held-out `images` it annotates are scored. ValueError
+    when it annotates none of them, or when they lie in more than one folder.
+    """
+
+    def __init__(self, labels: str | os.PathLike, images: Sequence[str | os.PathLike]) -> None:
+        from lightpose.training.evaluate import load_keypoint_annotations
+
+        data = load_keypoint_annotations(labels)
+        wanted = {Path(p).name: Path(p) for p in images}
+        chosen = [image for image in data["images"] if Path(image["file_name"]).name in wanted]
+        if not chosen:
+            raise ValueError(f"{labels} annotates none of the {len(wanted)} held-out images (matched by file name)")
+        folders = {wanted[Path(image["file_name"]).name].parent for image in chosen}
+        if len(folders) != 1:
+            raise ValueError(f"the held-out images lie in {len(folders)} folders; AP needs them in one")
+        (self.folder,) = folders
+        ids = {image["id"] for image in chosen}
+        self.subset = {
+            **data,
+            "images": [{**image, "file_name": Path(image["file_name"]).name} for image in chosen],
+            "annotations": [a for a in data["annotations"] if a["image_id"] in ids],
+        }
+        self.images = len(chosen)
+
+    def ap(self, backend: Backend, height: int = 368) -> dict[str, float]:
+        """`lightpose eval`'s numbers (AP, APm, APl, ...; single scale at `height`) of `backend` on the images."""
+        import json
+        import tempfile
+
+        from lightpose.estimator import PoseEstimator
+        from lightpose.training.evaluate import evaluate_coco
+
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "held_out.json"
+            path.write_text(json.dumps(self.subset), encoding="utf-8")
+            return evaluate_coco(PoseEstimator(backend), path, self.folder, progress=False, height=height)

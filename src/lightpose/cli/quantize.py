@@ -24,6 +24,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--calibration", required=True, help="folder of calibration images (a few hundred at most)")
     parser.add_argument("--output", required=True, help="output .xml file (the weights go beside it as .bin)")
     parser.add_argument("--validation", help="folder of held-out images for the agreement report")
+    parser.add_argument(
+        "--labels",
+        metavar="COCO_JSON",
+        help="COCO keypoints labels of the held-out images: also print the COCO AP of fp32 and INT8 on them "
+        "(single scale at height 368, as `lightpose eval`; needs lightpose[train])",
+    )
     add_model_options(parser, runtime=False)
     parser.add_argument(
         "--preset", choices=("mixed", "performance"), default="mixed", help="NNCF preset (default mixed)"
@@ -52,7 +58,14 @@ def run(args: argparse.Namespace) -> int:
     from lightpose.backends import OpenVINOBackend
     from lightpose.export import check_output, save_openvino
     from lightpose.io import list_images
-    from lightpose.quantize import QuantizeOptions, ValidationSet, calibration_inputs, load_nncf, split_folder
+    from lightpose.quantize import (
+        HeldOutLabels,
+        QuantizeOptions,
+        ValidationSet,
+        calibration_inputs,
+        load_nncf,
+        split_folder,
+    )
     from lightpose.quantize import quantize as quantize_model
     from lightpose.quantize import quantize_with_accuracy_control as quantize_controlled
     from lightpose.weights import load_model
@@ -71,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         calibration_paths, validation_paths = list_images([args.calibration]), list_images([args.validation])
     else:
         calibration_paths, validation_paths = split_folder(args.calibration)
+    held_out = HeldOutLabels(args.labels, validation_paths) if args.labels else None  # checked before the work
     model, _ = load_model(args.checkpoint)
     validation = ValidationSet(model, validation_paths, args.height)
     calibration = calibration_inputs(calibration_paths, args.height)
@@ -86,4 +100,13 @@ def run(args: argparse.Namespace) -> int:
     say(args, f"wrote {args.output} and its .bin weights ({time.perf_counter() - start:.0f} s)")
     result = validation.compare(OpenVINOBackend(args.output))
     print(f"INT8 vs torch fp32 on {result.images} held-out images: {result.summary()}")
+    if held_out is not None:
+        from lightpose.backends import TorchBackend
+
+        fp32, int8 = held_out.ap(TorchBackend(model, "cpu")), held_out.ap(OpenVINOBackend(args.output))
+        print(
+            f"COCO AP on {held_out.images} labelled held-out images: fp32 {fp32['AP']:.3f}, INT8 {int8['AP']:.3f} "
+            f"(drop {fp32['AP'] - int8['AP']:.3f}); medium {fp32['APm']:.3f} / {int8['APm']:.3f}, "
+            f"large {fp32['APl']:.3f} / {int8['APl']:.3f}"
+        )
     return 0
