@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from lightpose.pose import Pose
 from lightpose.tracking import OneEuroFilter, PoseTracker
@@ -32,25 +31,42 @@ class Tracker(Protocol):
         ...
 
 
-@dataclasses.dataclass
-class _Track:
-    id: int
-    xy: np.ndarray  # float64 (K, 2): last-known keypoints (observed, or carried along by the motion); NaN unknown
-    age: np.ndarray  # int (K,): frames since each keypoint was observed
-    velocity: np.ndarray  # float64 (2,): pixels per frame
-    scale_rate: float  # log of the size change per frame
-    last_seen: int  # frame number of the last observation
-    hits: int  # frames observed
-    smoother: OneEuroFilter | None
+class _Tracks:
+    """Every live track's state, one row per track."""
 
-    def predict(self, gap: int) -> np.ndarray:
-        """Keypoints `gap` frames after the last observation: the body moves at `velocity` and scales about its
-        centre at `scale_rate`."""
-        known = ~np.isnan(self.xy[:, 0])
-        if not known.any():
-            return self.xy.copy()
-        centre = self.xy[known].mean(axis=0)
-        return centre + self.velocity * gap + (self.xy - centre) * np.exp(self.scale_rate * gap)
+    def __init__(self, num_keypoints: int) -> None:
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.xy = np.zeros((0, num_keypoints, 2))  # last-known keypoints (observed, or carried by the motion)
+        self.age = np.zeros((0, num_keypoints), dtype=np.int64)  # frames since each keypoint was observed
+        self.velocity = np.zeros((0, 2))  # pixels per frame
+        self.scale_rate = np.zeros(0)  # log of the size change per frame
+        self.last_seen = np.zeros(0, dtype=np.int64)  # frame number of the last observation
+        self.hits = np.zeros(0, dtype=np.int64)  # frames observed
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Keep these rows, in this order."""
+        for name in ("ids", "xy", "age", "velocity", "scale_rate", "last_seen", "hits"):
+            setattr(self, name, getattr(self, name)[rows])
+
+    def add(self, ids: np.ndarray, xy: np.ndarray, frame: int) -> None:
+        n = len(ids)
+        self.ids = np.concatenate([self.ids, ids])
+        self.xy = np.concatenate([self.xy, xy])
+        self.age = np.concatenate([self.age, np.zeros((n, xy.shape[1]), dtype=np.int64)])
+        self.velocity = np.concatenate([self.velocity, np.zeros((n, 2))])
+        self.scale_rate = np.concatenate([self.scale_rate, np.zeros(n)])
+        self.last_seen = np.concatenate([self.last_seen, np.full(n, frame, dtype=np.int64)])
+        self.hits = np.concatenate([self.hits, np.ones(n, dtype=np.int64)])
+
+    def predict(self, gaps: np.ndarray) -> np.ndarray:
+        """(M, K, 2) keypoints `gaps` frames after each track's last observation: the body moves at its
+        velocity and scales about its centre at its scale rate."""
+        centre = _centres(self.xy)[:, None]
+        g = gaps[:, None, None]
+        return centre + self.velocity[:, None] * g + (self.xy - centre) * np.exp(self.scale_rate[:, None, None] * g)
 
 
 class MotionTracker:
@@ -133,94 +149,110 @@ class MotionTracker:
         OneEuroFilter(*self._filter_args)  # validate the filter settings now
         self._next_id = 0
         self._frame = 0
-        self._tracks: list[_Track] = []
+        self._tracks: _Tracks | None = None
+        self._smoother = OneEuroFilter(*self._filter_args)  # one row per track
 
     def reset(self) -> None:
         """Forget every track (the id counter keeps counting, so old ids are not reused)."""
-        self._tracks = []
+        self._tracks = None
+        self._smoother = OneEuroFilter(*self._filter_args)
 
     def update(self, poses: Sequence[Pose]) -> list[Pose]:
         """New Pose objects (input order, fragments merged into their person) with `id` set and, with
         smoothing, smoothed keypoints."""
         self._frame += 1
-        self._tracks = [t for t in self._tracks if self._frame - t.last_seen <= self.max_age]
+        if self._tracks is None:
+            if not poses:
+                return []
+            self._tracks = _Tracks(poses[0].skeleton.num_keypoints)
+        tracks = self._tracks
+        alive = np.flatnonzero(self._frame - tracks.last_seen <= self.max_age)
+        tracks.keep(alive)
+        self._smoother.reindex(alive)
         if not poses:
+            self._smooth(np.full(tracks.xy.shape, np.nan))  # no track seen: every smoothing restarts
             return []
-        variances = poses[0].skeleton.oks_variances().astype(np.float64)
         observed = np.stack([p.xy for p in poses]).astype(np.float64)  # (N, K, 2)
-        gaps = np.array([self._frame - t.last_seen for t in self._tracks], dtype=np.int64)
-        predicted = [t.predict(int(g)) for t, g in zip(self._tracks, gaps)]
-        matches = self._assign(observed, predicted, gaps, variances)
-        owner: dict[int, int] = dict(matches)  # pose -> track index
-        merged = {i: p for i, p in enumerate(poses)}
+        gaps = self._frame - tracks.last_seen
+        predicted = tracks.predict(gaps)
+        variances = poses[0].skeleton.oks_variances().astype(np.float64)
+        owner = dict(self._assign(observed, predicted, gaps, variances))  # pose -> track row
+        merged = dict(enumerate(poses))
         order = sorted(range(len(poses)), key=lambda i: poses[i].score, reverse=True)
-        joined: list[int] = []
+        born: list[int] = []
         for i in order:
             if i in owner:
                 continue
-            host = self._fragment_host(i, merged, owner, predicted, [j for j in order if j in owner or j in joined])
+            hosts = [j for j in order if j in owner or j in born]
+            host = self._fragment_host(merged, i, hosts, owner, predicted)
             if host is None:
-                owner[i] = -1 - len(joined)  # born below
-                joined.append(i)
+                owner[i] = len(tracks) + len(born)
+                born.append(i)
             else:
                 merged[host] = _merge(merged[host], merged.pop(i))
-        out: dict[int, Pose] = {}
-        for i, slot in owner.items():
-            pose = merged[i]
-            if slot >= 0:
-                track = self._tracks[slot]
-                self._observe(track, pose.xy.astype(np.float64), predicted[slot], int(gaps[slot]))
-            else:
-                track = self._birth(pose.xy.astype(np.float64))
-            out[i] = self._output(track, pose, restart=slot >= 0 and gaps[slot] > 1)
-        return [out[i] for i in sorted(out)]
+        seen = np.array(sorted(owner), dtype=np.int64)
+        rows = np.array([owner[i] for i in seen], dtype=np.int64)
+        xy = np.stack([merged[i].xy for i in seen]).astype(np.float64)
+        old = rows < len(tracks)
+        self._observe(rows[old], xy[old], predicted[rows[old]], gaps[rows[old]])
+        tracks.add(np.arange(self._next_id, self._next_id + len(born)), xy[~old], self._frame)
+        self._next_id += len(born)
+        self._smoother.reindex(np.r_[np.arange(len(tracks) - len(born)), np.full(len(born), -1)])
+        inputs = np.full(tracks.xy.shape, np.nan)  # tracks not seen now restart their smoothing when seen again
+        inputs[rows] = xy
+        smoothed = self._smooth(inputs)
+        out = []
+        for i, row in zip(seen, rows):
+            keypoints = merged[i].numpy()
+            if smoothed is not None:
+                keypoints[:, :2] = smoothed[row]
+            out.append(dataclasses.replace(merged[i], keypoints=keypoints, id=int(tracks.ids[row])))
+        return out
+
+    def _smooth(self, inputs: np.ndarray) -> np.ndarray | None:
+        return self._smoother(inputs) if self.smooth else None
 
     def _assign(
-        self, observed: np.ndarray, predicted: list[np.ndarray], gaps: np.ndarray, variances: np.ndarray
+        self, observed: np.ndarray, predicted: np.ndarray, gaps: np.ndarray, variances: np.ndarray
     ) -> list[tuple[int, int]]:
         """(pose, track) pairs of the best assignment among the possible pairs."""
-        if not predicted:
+        from scipy.optimize import linear_sum_assignment  # here: scipy takes most of a second to import
+
+        if not len(predicted):
             return []
-        tracks = np.stack(predicted)  # (M, K, 2)
-        shared = ~np.isnan(observed[:, None, :, 0]) & ~np.isnan(tracks[None, :, :, 0])  # (N, M, K)
+        shared = ~np.isnan(observed[:, None, :, 0]) & ~np.isnan(predicted[None, :, :, 0])  # (N, M, K)
         count = shared.sum(axis=-1)
-        box_o, box_t = _boxes(observed), _boxes(tracks)
+        box_o, box_t = _boxes(observed), _boxes(predicted)
         area = np.maximum(np.maximum.outer(_area(box_o), _area(box_t)), 1.0)  # (N, M)
-        d2 = np.where(shared, ((observed[:, None] - tracks[None]) ** 2).sum(axis=-1), 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            oks = np.where(shared, np.exp(-d2 / (2.0 * area[..., None] * variances)), 0.0).sum(-1) / count
-            distance = np.sqrt(d2).sum(axis=-1) / count / np.sqrt(area)
-        gate = self.max_distance + self.gate_growth * (gaps - 1)
-        closeness = 1.0 - distance / gate
+        d2 = np.where(shared, ((observed[:, None] - predicted[None]) ** 2).sum(axis=-1), 0.0)
+        per = np.maximum(count, 1)
+        oks = np.exp(-d2 / (2.0 * area[..., None] * variances)).sum(axis=-1, where=shared) / per
+        distance = np.sqrt(d2).sum(axis=-1) / per / np.sqrt(area)
+        closeness = 1.0 - distance / (self.max_distance + self.gate_growth * (gaps - 1))
         w_oks, w_iou, w_distance = self.weights
-        similarity = w_oks * np.nan_to_num(oks) + w_iou * _iou(box_o, box_t) + w_distance * np.nan_to_num(closeness)
+        similarity = w_oks * oks + w_iou * _iou(box_o, box_t) + w_distance * closeness
         possible = (count > 0) & (closeness > 0) & (similarity >= self.min_similarity)
         rows, cols = linear_sum_assignment(np.where(possible, 1.0 - similarity, _NO_MATCH))
         return [(int(r), int(c)) for r, c in zip(rows, cols) if possible[r, c]]
 
     def _fragment_host(
-        self,
-        i: int,
-        poses: dict[int, Pose],
-        owner: dict[int, int],
-        predicted: list[np.ndarray],
-        candidates: list[int],
+        self, poses: dict[int, Pose], i: int, hosts: list[int], owner: dict[int, int], predicted: np.ndarray
     ) -> int | None:
-        """The assigned pose whose person pose `i` is a fragment of (the nearest such), or None."""
+        """The nearest assigned pose (of `hosts`) whose person pose `i` is a fragment of, or None."""
         found = poses[i].found
-        centre = poses[i].xy[found].mean(axis=0) if found.any() else None
-        if centre is None:
+        if not found.any():
             return None
+        centre = poses[i].xy[found].mean(axis=0)
         best, best_distance = None, np.inf
-        for j in candidates:
+        for j in hosts:
             host = poses[j]
-            if int((host.found & found).sum()) > self.fragment_shared or not host.found.any():
+            if int((host.found & found).sum()) > self.fragment_shared:
                 continue
-            points = [host.xy[host.found]]
-            if owner[j] >= 0:
-                track_xy = predicted[owner[j]]
-                points.append(track_xy[~np.isnan(track_xy[:, 0])])
-            xy = np.concatenate(points)
+            xy = host.xy[host.found]
+            if owner[j] < len(predicted):  # a tracked person: its predicted keypoints too
+                xy = np.concatenate([xy, predicted[owner[j]][~np.isnan(predicted[owner[j]][:, 0])]])
+            if not len(xy):
+                continue
             lo, hi = xy.min(axis=0), xy.max(axis=0)
             margin = self.fragment_margin * (hi - lo)
             if np.all(centre >= lo - margin) and np.all(centre <= hi + margin):
@@ -229,43 +261,34 @@ class MotionTracker:
                     best, best_distance = j, distance
         return best
 
-    def _birth(self, xy: np.ndarray) -> _Track:
-        track = _Track(
-            id=self._next_id, xy=xy.copy(), age=np.zeros(len(xy), dtype=np.int64), velocity=np.zeros(2),
-            scale_rate=0.0, last_seen=self._frame, hits=1, smoother=None,
-        )  # fmt: skip
-        self._next_id += 1
-        self._tracks.append(track)
-        return track
-
-    def _observe(self, track: _Track, xy: np.ndarray, predicted: np.ndarray, gap: int) -> None:
-        """Update a track's motion and keypoints with its pose `gap` frames after its last observation."""
-        found = ~np.isnan(xy[:, 0])
-        shared = found & ~np.isnan(track.xy[:, 0])
-        if shared.any():
-            new, old = xy[shared], track.xy[shared]
-            velocity = (new.mean(axis=0) - old.mean(axis=0)) / gap
-            rate = 0.0
-            if shared.sum() >= 2:
-                spread_new = np.sqrt(((new - new.mean(axis=0)) ** 2).sum(axis=1).mean())
-                spread_old = np.sqrt(((old - old.mean(axis=0)) ** 2).sum(axis=1).mean())
-                if spread_new > 1.0 and spread_old > 1.0:
-                    rate = float(np.log(spread_new / spread_old)) / gap
-            keep = self.momentum if track.hits > 1 else 0.0
-            track.velocity = keep * track.velocity + (1.0 - keep) * velocity
-            track.scale_rate = keep * track.scale_rate + (1.0 - keep) * rate
-        track.xy = np.where(found[:, None], xy, predicted)
-        track.age = np.where(found, 0, track.age + gap)
-        track.xy[track.age > self.max_age] = np.nan
-        track.last_seen, track.hits = self._frame, track.hits + 1
-
-    def _output(self, track: _Track, pose: Pose, *, restart: bool) -> Pose:
-        keypoints = pose.keypoints.copy()
-        if self.smooth:
-            if track.smoother is None or restart:
-                track.smoother = OneEuroFilter(*self._filter_args)
-            keypoints[:, :2] = track.smoother(pose.keypoints[:, :2])
-        return dataclasses.replace(pose, keypoints=keypoints, id=track.id)
+    def _observe(self, rows: np.ndarray, xy: np.ndarray, predicted: np.ndarray, gaps: np.ndarray) -> None:
+        """Update tracks `rows` with their poses' keypoints `xy`, `gaps` frames after their last observation."""
+        t = self._tracks
+        assert t is not None
+        found = ~np.isnan(xy[..., 0])
+        shared = found & ~np.isnan(t.xy[rows, :, 0])
+        count = shared.sum(axis=1)
+        new, old = np.where(shared[..., None], xy, 0.0), np.where(shared[..., None], t.xy[rows], 0.0)
+        per = np.maximum(count, 1)[:, None]
+        mean_new, mean_old = new.sum(axis=1) / per, old.sum(axis=1) / per
+        g = gaps[:, None].astype(np.float64)
+        velocity = (mean_new - mean_old) / g
+        spread_new = np.sqrt((((new - mean_new[:, None]) ** 2).sum(-1) * shared).sum(1) / per[:, 0])
+        spread_old = np.sqrt((((old - mean_old[:, None]) ** 2).sum(-1) * shared).sum(1) / per[:, 0])
+        valid = (count >= 2) & (spread_new > 1.0) & (spread_old > 1.0)
+        rate = np.where(valid, np.log(np.where(valid, spread_new, 1.0) / np.where(valid, spread_old, 1.0)), 0.0)
+        keep = np.where(t.hits[rows] > 1, self.momentum, 0.0)
+        moved = count > 0
+        t.velocity[rows] = np.where(moved[:, None], keep[:, None] * t.velocity[rows] + (1 - keep[:, None]) * velocity,
+                                    t.velocity[rows])  # fmt: skip
+        t.scale_rate[rows] = np.where(
+            moved, keep * t.scale_rate[rows] + (1 - keep) * rate / g[:, 0], t.scale_rate[rows]
+        )
+        age = np.where(found, 0, t.age[rows] + gaps[:, None])
+        t.xy[rows] = np.where(found[..., None], xy, np.where((age > self.max_age)[..., None], np.nan, predicted))
+        t.age[rows] = age
+        t.last_seen[rows] = self._frame
+        t.hits[rows] += 1
 
 
 def make_tracker(kind: str = "motion", *, smooth: bool = True, max_age: int | None = None) -> Tracker:
@@ -286,6 +309,12 @@ def _merge(host: Pose, fragment: Pose) -> Pose:
     fill = ~host.found & fragment.found
     keypoints[fill] = fragment.keypoints[fill]
     return dataclasses.replace(host, keypoints=keypoints, score=host.score + fragment.score, grouped_count=None)
+
+
+def _centres(xy: np.ndarray) -> np.ndarray:
+    """(P, 2) mean of (P, K, 2) keypoints' found ones; 0 without any."""
+    found = ~np.isnan(xy[..., 0])
+    return np.where(found[..., None], xy, 0.0).sum(axis=1) / np.maximum(found.sum(axis=1), 1)[:, None]
 
 
 def _boxes(xy: np.ndarray) -> np.ndarray:
