@@ -109,11 +109,23 @@ def scenes() -> list[Scene]:
     return [
         Scene("vtest pan (leave and return)", "opencv_vtest_f120.jpg", (384, 384), pan(0, 384, 96, 1.0), no_bar, 1.5),
         Scene("vtest occluder", "opencv_vtest_f240.jpg", (576, 432), lambda t: (0, 0, 0.75), sweep(576, 90), 2.0),
-        Scene("vtest zoom + occluder", "opencv_vtest_f320.jpg", (512, 384), zoom(384, 300, 512, 384, 0.67, 1.6),
-              sweep(512, 70, 0.2, 0.8), 1.0),  # fmt: skip
+        Scene(
+            "vtest zoom + occluder",
+            "opencv_vtest_f320.jpg",
+            (512, 384),
+            zoom(384, 300, 512, 384, 0.67, 1.3),
+            sweep(512, 70, 0.2, 0.8),
+            1.0,
+        ),  # fmt: skip
         Scene("pose2sim pan", "pose2sim_multi_cam01_f000.jpg", (360, 640), pan(0, 365, 0, 0.5), no_bar, 2.0),
-        Scene("basketball zoom + occluder", "opencv_basketball1.jpg", (480, 360), zoom(320, 240, 480, 360, 0.75, 1.4),
-              sweep(480, 60), 1.0),  # fmt: skip
+        Scene(
+            "basketball zoom + occluder",
+            "opencv_basketball1.jpg",
+            (480, 360),
+            zoom(320, 240, 480, 360, 0.75, 1.15),
+            sweep(480, 60),
+            0.5,
+        ),  # fmt: skip
     ]
 
 

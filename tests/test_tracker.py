@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_tracking import person
 
 from lightpose.pose import Pose
 from lightpose.skeleton import KEYPOINT_INDEX
 from lightpose.tracker import MotionTracker, make_tracker
 from lightpose.tracking import PoseTracker
+from test_tracking import person
 
 
 def ids_of(poses: list[Pose]) -> list[int | None]:

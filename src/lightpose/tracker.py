@@ -51,12 +51,12 @@ class _Tracks:
         for name in ("ids", "xy", "age", "velocity", "scale_rate", "last_seen", "hits"):
             setattr(self, name, getattr(self, name)[rows])
 
-    def add(self, ids: np.ndarray, xy: np.ndarray, frame: int) -> None:
+    def add(self, ids: np.ndarray, xy: np.ndarray, velocity: np.ndarray, frame: int) -> None:
         n = len(ids)
         self.ids = np.concatenate([self.ids, ids])
         self.xy = np.concatenate([self.xy, xy])
         self.age = np.concatenate([self.age, np.zeros((n, xy.shape[1]), dtype=np.int64)])
-        self.velocity = np.concatenate([self.velocity, np.zeros((n, 2))])
+        self.velocity = np.concatenate([self.velocity, np.broadcast_to(velocity, (n, 2))])
         self.scale_rate = np.concatenate([self.scale_rate, np.zeros(n)])
         self.last_seen = np.concatenate([self.last_seen, np.full(n, frame, dtype=np.int64)])
         self.hits = np.concatenate([self.hits, np.ones(n, dtype=np.int64)])
@@ -104,7 +104,7 @@ class MotionTracker:
         max_distance: gate on the distance to the prediction one frame after an observation, in person sizes
             (sqrt of the box area; default 0.5).
         gate_growth: gate added per missed frame, in person sizes (default 0.1).
-        min_similarity: least similarity for a match (default 0.2).
+        min_similarity: least similarity for a match (default 0.1).
         momentum: weight of the previous velocity and scale rate in their running estimates (default 0.5).
         fragment_shared: most keypoints a fragment may share with the person it joins (default 1).
         fragment_margin: growth of the person's box, per side, when testing fragments (default 0.2).
@@ -121,7 +121,7 @@ class MotionTracker:
         distance_weight: float = 0.3,
         max_distance: float = 0.5,
         gate_growth: float = 0.1,
-        min_similarity: float = 0.2,
+        min_similarity: float = 0.1,
         momentum: float = 0.5,
         fragment_shared: int = 1,
         fragment_margin: float = 0.2,
@@ -176,7 +176,7 @@ class MotionTracker:
         gaps = self._frame - tracks.last_seen
         predicted = tracks.predict(gaps)
         variances = poses[0].skeleton.oks_variances().astype(np.float64)
-        owner = dict(self._assign(observed, predicted, gaps, variances))  # pose -> track row
+        owner = dict(self._assign(observed, predicted, gaps, tracks.hits, variances))  # pose -> track row
         merged = dict(enumerate(poses))
         order = sorted(range(len(poses)), key=lambda i: poses[i].score, reverse=True)
         born: list[int] = []
@@ -195,7 +195,9 @@ class MotionTracker:
         xy = np.stack([merged[i].xy for i in seen]).astype(np.float64)
         old = rows < len(tracks)
         self._observe(rows[old], xy[old], predicted[rows[old]], gaps[rows[old]])
-        tracks.add(np.arange(self._next_id, self._next_id + len(born)), xy[~old], self._frame)
+        moving = rows[old][tracks.hits[rows[old]] > 2]  # tracks whose velocity is known
+        common = np.median(tracks.velocity[moving], axis=0) if len(moving) else np.zeros(2)
+        tracks.add(np.arange(self._next_id, self._next_id + len(born)), xy[~old], common, self._frame)
         self._next_id += len(born)
         self._smoother.reindex(np.r_[np.arange(len(tracks) - len(born)), np.full(len(born), -1)])
         inputs = np.full(tracks.xy.shape, np.nan)  # tracks not seen now restart their smoothing when seen again
@@ -213,7 +215,7 @@ class MotionTracker:
         return self._smoother(inputs) if self.smooth else None
 
     def _assign(
-        self, observed: np.ndarray, predicted: np.ndarray, gaps: np.ndarray, variances: np.ndarray
+        self, observed: np.ndarray, predicted: np.ndarray, gaps: np.ndarray, hits: np.ndarray, variances: np.ndarray
     ) -> list[tuple[int, int]]:
         """(pose, track) pairs of the best assignment among the possible pairs."""
         from scipy.optimize import linear_sum_assignment  # here: scipy takes most of a second to import
@@ -223,12 +225,13 @@ class MotionTracker:
         shared = ~np.isnan(observed[:, None, :, 0]) & ~np.isnan(predicted[None, :, :, 0])  # (N, M, K)
         count = shared.sum(axis=-1)
         box_o, box_t = _boxes(observed), _boxes(predicted)
-        area = np.maximum(np.maximum.outer(_area(box_o), _area(box_t)), 1.0)  # (N, M)
+        area = np.maximum.outer(_size2(box_o), _size2(box_t))  # (N, M)
         d2 = np.where(shared, ((observed[:, None] - predicted[None]) ** 2).sum(axis=-1), 0.0)
         per = np.maximum(count, 1)
         oks = np.exp(-d2 / (2.0 * area[..., None] * variances)).sum(axis=-1, where=shared) / per
         distance = np.sqrt(d2).sum(axis=-1) / per / np.sqrt(area)
-        closeness = 1.0 - distance / (self.max_distance + self.gate_growth * (gaps - 1))
+        gate = self.max_distance * np.where(hits > 1, 1.0, 2.0) + self.gate_growth * (gaps - 1)
+        closeness = 1.0 - distance / gate
         w_oks, w_iou, w_distance = self.weights
         similarity = w_oks * oks + w_iou * _iou(box_o, box_t) + w_distance * closeness
         possible = (count > 0) & (closeness > 0) & (similarity >= self.min_similarity)
@@ -328,6 +331,13 @@ def _boxes(xy: np.ndarray) -> np.ndarray:
 
 def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def _size2(boxes: np.ndarray) -> np.ndarray:
+    """Squared person size of keypoint boxes: the box area, at least a quarter of its longer side squared (a
+    side view or a few keypoints in a line have a thin box) and at least 100 square pixels."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return np.maximum(np.maximum(w * h, np.maximum(w, h) ** 2 / 4), 100.0)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
