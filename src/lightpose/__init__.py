@@ -12,6 +12,7 @@ from lightpose.model import LightweightOpenPose
 from lightpose.pose import Keypoint, Pose, PoseResult
 from lightpose.serve import LiveServer
 from lightpose.skeleton import OPENPOSE_COCO, Skeleton
+from lightpose.tracker import MotionTracker
 from lightpose.tracking import PoseTracker
 
 __version__ = "0.2.0.dev0"
@@ -22,6 +23,7 @@ __all__ = [
     "LightposeError",
     "LightweightOpenPose",
     "LiveServer",
+    "MotionTracker",
     "Pose",
     "PoseEstimator",
     "PoseResult",

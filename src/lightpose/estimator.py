@@ -21,7 +21,7 @@ from lightpose.pose import Pose, PoseResult
 from lightpose.preprocess import InputTransform, check_height
 from lightpose.skeleton import OPENPOSE_COCO, STRIDE, Skeleton
 from lightpose.sources import Frame, FrameSource, ImageSource, SourceSpec, load_frame, open_source
-from lightpose.tracking import PoseTracker
+from lightpose.tracker import Tracker, make_tracker
 
 ImageInput = Union[np.ndarray, str, os.PathLike]  # noqa: UP007 (a runtime alias on Python 3.10)
 
@@ -140,7 +140,7 @@ class PoseEstimator:
         keypoints[:, :2] = transform.to_image(keypoints[:, :2] * STRIDE / self.upsample)
         return entries_to_poses(entries, keypoints, skeleton=self.skeleton)
 
-    def _finisher(self, tracker: PoseTracker | None, conf: float, min_keypoints: int) -> Any:
+    def _finisher(self, tracker: Tracker | None, conf: float, min_keypoints: int) -> Any:
         def finish(inferred: Inferred) -> PoseResult:
             prepared, frame = inferred.prepared, inferred.prepared.frame
             start = time.perf_counter()
@@ -216,6 +216,8 @@ class PoseEstimator:
         *,
         track: bool | None = None,
         smooth: bool | None = None,
+        tracker: str | Tracker = "motion",
+        max_age: int | None = None,
         batch_size: int = 1,
         workers: int = 0,
         conf: float = 0.0,
@@ -228,7 +230,11 @@ class PoseEstimator:
 
         Reading and preparing the next frames, the network, and decoding run as overlapping stages. `track`
         (default: on for videos and streams, off for images) gives poses stable ids; `smooth` (default: on when
-        tracking) One-Euro smooths tracked keypoints. `batch_size` frames of the same size share a forward pass;
+        tracking) One-Euro smooths tracked keypoints. `tracker` is "motion" (`lightpose.MotionTracker`: ids kept
+        through misses, occlusions and crossings; a person unseen for more than `max_age` frames, default 30, gets
+        a new id), "reference" (`lightpose.PoseTracker`, the reference demo's: ids kept only between consecutive
+        frames) or a tracker object (its `update(poses)` gives the ids; `smooth` and `max_age` must then be
+        None). `batch_size` frames of the same size share a forward pass;
         `workers` > 0 reads and prepares images in that many DataLoader worker processes. An image that cannot be
         read (missing, corrupt, not an image) raises, or with `on_error` is skipped after `on_error(name, error)`.
         """
@@ -241,11 +247,20 @@ class PoseEstimator:
         if smooth and not track:
             frames.close()
             raise ValueError("smoothing follows pose ids: pass track=True, or smooth=False")
-        tracker = PoseTracker(smooth=smooth is not False) if track else None
-        return self._stream(frames, tracker, batch_size, workers, conf, min_keypoints, on_error)
+        try:
+            if isinstance(tracker, str):
+                tracking = make_tracker(tracker, smooth=smooth is not False, max_age=max_age) if track else None
+            elif smooth is not None or max_age is not None:
+                raise ValueError("a tracker object has its own smoothing and memory: leave smooth and max_age None")
+            else:
+                tracking = tracker if track else None
+        except ValueError:
+            frames.close()
+            raise
+        return self._stream(frames, tracking, batch_size, workers, conf, min_keypoints, on_error)
 
     def _stream(
-        self, frames: FrameSource, tracker: PoseTracker | None, batch_size: int, workers: int, conf: float,
+        self, frames: FrameSource, tracker: Tracker | None, batch_size: int, workers: int, conf: float,
         min_keypoints: int, on_error: Callable[[str, Exception], None] | None,
     ) -> Generator[PoseResult, None, None]:  # fmt: skip
         try:

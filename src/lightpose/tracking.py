@@ -51,6 +51,21 @@ class OneEuroFilter:
         self._x_prev, self._dx_hat, self._x_hat = x, dx_hat, x_hat
         return x_hat
 
+    def reindex(self, rows: Sequence[int] | np.ndarray) -> None:
+        """For a filter over a batch of independent signals (axis 0): new row i continues old row `rows[i]`,
+        or starts fresh where `rows[i]` < 0. Lets one filter smooth a changing set of tracks."""
+        if self._x_prev is None or self._dx_hat is None or self._x_hat is None:
+            return
+        rows = np.asarray(rows, dtype=np.int64)
+        kept = rows >= 0
+
+        def take(state: np.ndarray) -> np.ndarray:
+            out = np.full((len(rows), *state.shape[1:]), np.nan)
+            out[kept] = state[rows[kept]]
+            return out
+
+        self._x_prev, self._dx_hat, self._x_hat = take(self._x_prev), take(self._dx_hat), take(self._x_hat)
+
 
 class PoseTracker:
     """Gives poses stable ids across frames and optionally smooths their keypoints.

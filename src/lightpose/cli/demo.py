@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--video", metavar="0|PATH|URL", help="webcam index, video file or stream URL")
     source.add_argument("--images", nargs="+", metavar="PATH", help="image files, folders and/or glob patterns")
-    add_tracking_options(parser, track_default="on for --video, off for --images")
+    add_tracking_options(parser, track_default="on for --video, off for --images", tracker_default="reference")
     parser.add_argument("--bbox", action="store_true", help="draw each pose's bounding box")
     parser.add_argument("--output", metavar="PATH", help="annotated video (.mp4, .avi, .mkv, .mov) or image folder")
     parser.add_argument("--json", metavar="PATH", help="JSON Lines file: PoseResult.to_dict() per frame")

@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from lightpose.errors import UsageError
+from lightpose.tracker import TRACKERS
 
 if TYPE_CHECKING:
     from lightpose.estimator import PoseEstimator
@@ -95,9 +96,11 @@ def add_model_options(
     group.add_argument("--height", type=int, default=height, help=HEIGHT_HELP)
 
 
-def add_tracking_options(group: argparse._ActionsContainer, *, track_default: str) -> None:
-    """--track/--no-track and --smooth/--no-smooth (None = the stream's defaults); `track_default` says when
-    tracking is on by default, in the command's words."""
+def add_tracking_options(
+    group: argparse._ActionsContainer, *, track_default: str, tracker_default: str = "motion"
+) -> None:
+    """--track/--no-track, --smooth/--no-smooth (None = the stream's defaults), --tracker and --max-age;
+    `track_default` says when tracking is on by default, in the command's words."""
     group.add_argument(
         "--track", action=argparse.BooleanOptionalAction, default=None,
         help=f"stable pose ids across frames (default: {track_default})",
@@ -105,6 +108,16 @@ def add_tracking_options(group: argparse._ActionsContainer, *, track_default: st
     group.add_argument(
         "--smooth", action=argparse.BooleanOptionalAction, default=None,
         help="One-Euro smoothing of tracked keypoints (default: on when tracking)",
+    )  # fmt: skip
+    group.add_argument(
+        "--tracker", choices=TRACKERS, default=tracker_default,
+        help="motion: ids kept through misses, occlusions and crossings (a person unseen for more than --max-age "
+        "frames gets a new id); reference: the reference demo's, ids kept only between consecutive frames "
+        f"(default: {tracker_default})",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-age", type=int, default=None, metavar="FRAMES",
+        help="frames the motion tracker remembers a person it no longer sees (default 30)",
     )  # fmt: skip
 
 

@@ -252,7 +252,8 @@ class Runner:
     def stream_options(self) -> dict[str, Any]:
         """`est.stream`'s options; tracking and smoothing left at None follow the stream's defaults (on for videos
         and streams, off for images; smoothing with tracking)."""
-        return {"track": self.args.track, "smooth": self.args.smooth, "batch_size": self.args.batch_size,
+        return {"track": self.args.track, "smooth": self.args.smooth, "tracker": self.args.tracker,
+                "max_age": self.args.max_age, "batch_size": self.args.batch_size,
                 "conf": self.args.conf, "min_keypoints": self.args.min_keypoints}  # fmt: skip
 
     def handle(self, item: Input, sink: Sink, result: PoseResult, progress: Progress) -> None:
@@ -363,6 +364,10 @@ def check_common(args: argparse.Namespace) -> None:
         raise UsageError(f"--min-keypoints must be >= 0, got {args.min_keypoints}")
     if args.smooth and args.track is False:
         raise UsageError("--smooth follows pose ids: drop --no-track, or drop --smooth")
+    if args.max_age is not None and args.max_age < 0:
+        raise UsageError(f"--max-age must be >= 0 (frames a lost person is remembered), got {args.max_age}")
+    if args.max_age is not None and args.tracker != "motion":
+        raise UsageError("--max-age applies to --tracker motion; the reference tracker remembers one frame")
 
 
 def execute(args: argparse.Namespace, prog: str, inputs: Sequence[Input], plan: OutputPlan, view: LiveView) -> int:
