@@ -105,7 +105,7 @@ def pose_arrays(record: Any, skeleton: Skeleton, where: str) -> tuple[np.ndarray
         if not isinstance(row, list) or len(row) != 3 or not all(_number(v) for v in row):
             raise _fail(where, f"field 'keypoints[{i}]' must be null or [x, y, score] of finite numbers, got {row!r}")
         keypoints[i] = row
-    score = record.get("score")
+    score: Any = record.get("score")
     if not _number(score):
         raise _fail(where, f"field 'score' must be a finite number, got {score!r}")
     pose_id, grouped = record.get("id"), record.get("grouped_count")
