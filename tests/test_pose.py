@@ -96,6 +96,7 @@ def test_to_dict_is_json_ready():
         "score": 3.0,
         "bbox": [10.0, 20.0, 2.0, 20.0],
         "num_keypoints": 2,
+        "grouped_count": None,
         "keypoints": [[10.0, 20.0, pytest.approx(0.9)], [12.0, 40.0, pytest.approx(0.9)]] + [None] * 16,
     }
     assert Pose.from_dict(record).to_dict() == pose.to_dict()

@@ -7,7 +7,7 @@ def test_tables_have_consistent_sizes():
     assert len(skeleton.KEYPOINT_NAMES) == skeleton.NUM_KEYPOINTS == 18
     assert len(skeleton.LIMBS) == len(skeleton.LIMB_PAF_CHANNELS) == skeleton.NUM_LIMBS == 19
     assert len(skeleton.TRAINING_LIMBS) == 19
-    assert skeleton.OKS_SIGMAS.shape == (18,)
+    assert len(skeleton.OPENPOSE_COCO.sigmas) == 18 and len(skeleton.COCO_SIGMAS) == 17
 
 
 def test_paf_channels_cover_every_channel_once():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,10 +12,9 @@ from typing import Any, NamedTuple, overload
 
 import numpy as np
 
+from lightpose import result_format
+from lightpose.result_format import SCHEMA_VERSION
 from lightpose.skeleton import OPENPOSE_COCO, Skeleton
-
-SCHEMA_VERSION = 1
-SPEED_STAGES = ("preprocess", "network", "decode", "tracking")
 
 
 class Keypoint(NamedTuple):
@@ -53,9 +53,19 @@ class Pose:
                 f"Pose.keypoints must have shape ({k}, 3) for skeleton {self.skeleton.name!r}, got {kpts.shape}"
             )
         kpts[np.isnan(kpts[:, 0]) | np.isnan(kpts[:, 1]), :] = (np.nan, np.nan, 0.0)
+        if np.isinf(kpts[:, :2]).any() or not np.isfinite(kpts[:, 2]).all():
+            raise ValueError(
+                "Pose.keypoints must hold finite x, y and score for every found keypoint (NaN x, y mark a missing "
+                "one), got inf or a NaN score: check the maps or the values the pose was built from"
+            )
+        score = float(self.score)
+        if not math.isfinite(score):
+            raise ValueError(f"Pose.score must be a finite number, got {score}")
+        if self.grouped_count is not None:
+            object.__setattr__(self, "grouped_count", int(self.grouped_count))
         kpts.flags.writeable = False
         object.__setattr__(self, "keypoints", kpts)
-        object.__setattr__(self, "score", float(self.score))
+        object.__setattr__(self, "score", score)
 
     def __repr__(self) -> str:
         box = "None" if self.bbox is None else "(" + ", ".join(f"{v:.1f}" for v in self.bbox) + ")"
@@ -119,20 +129,23 @@ class Pose:
 
     def to_dict(self) -> dict[str, Any]:
         """The per-pose part of the frame schema (see `PoseResult.to_dict`): id, score, bbox [x, y, w, h] or
-        null, num_keypoints, keypoints: K entries [x, y, score] in image pixels, null where not found."""
+        null, num_keypoints, grouped_count (or null), keypoints: K entries [x, y, score] in image pixels, null
+        where not found."""
         return {
             "id": self.id,
             "score": self.score,
             "bbox": None if self.bbox is None else list(self.bbox),
             "num_keypoints": self.num_keypoints,
+            "grouped_count": self.grouped_count,
             "keypoints": [None if np.isnan(x) else [float(x), float(y), float(s)] for x, y, s in self.keypoints],
         }
 
     @classmethod
-    def from_dict(cls, record: Mapping[str, Any], skeleton: Skeleton = OPENPOSE_COCO) -> Pose:
-        """The Pose `to_dict` wrote (grouped_count is not stored)."""
-        rows = [(np.nan, np.nan, 0.0) if kp is None else kp for kp in record["keypoints"]]
-        return cls(np.asarray(rows, dtype=np.float32).reshape(-1, 3), record["score"], record.get("id"), None, skeleton)
+    def from_dict(cls, record: Mapping[str, Any], skeleton: Skeleton = OPENPOSE_COCO, *, where: str = "pose") -> Pose:
+        """The Pose `to_dict` wrote, in `skeleton`'s layout; `lightpose.result_format.ResultFormatError` (a
+        ValueError) naming the field that is wrong."""
+        keypoints, score, pose_id, grouped = result_format.pose_arrays(record, skeleton, where)
+        return cls(keypoints, score, pose_id, grouped, skeleton)
 
     def to_coco(self, image_id: int, *, shift: float = 0.5) -> dict[str, Any]:
         """COCO results record, as the reference val.py writes it.
@@ -183,6 +196,12 @@ class PoseResult(Sequence[Pose]):
     def __post_init__(self) -> None:
         object.__setattr__(self, "poses", tuple(self.poses))
         object.__setattr__(self, "speed", dict(self.speed))
+        for key in ("width", "height"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise ValueError(f"PoseResult.{key} must be a non-negative integer (pixels), got {value!r}")
+        if self.timestamp is not None and not math.isfinite(self.timestamp):
+            raise ValueError(f"PoseResult.timestamp must be a finite number of seconds or None, got {self.timestamp}")
         if isinstance(self.source, os.PathLike):
             object.__setattr__(self, "source", os.fspath(self.source))
 
@@ -250,8 +269,7 @@ class PoseResult(Sequence[Pose]):
             "timestamp": self.timestamp,
             "width": self.width,
             "height": self.height,
-            "skeleton": self.skeleton.name,
-            "keypoint_names": list(self.skeleton.keypoints),
+            **result_format.skeleton_fields(self.skeleton),
             "poses": [pose.to_dict() for pose in self.poses],
         }
 
@@ -260,18 +278,18 @@ class PoseResult(Sequence[Pose]):
         return json.dumps(self.to_dict(), allow_nan=False, **json_kwargs)
 
     @classmethod
-    def from_dict(cls, record: Mapping[str, Any], skeleton: Skeleton = OPENPOSE_COCO) -> PoseResult:
-        """The PoseResult `to_dict` wrote (without image and speed)."""
-        poses = tuple(Pose.from_dict(p, skeleton) for p in record["poses"])
-        return cls(
-            poses,
-            record["width"],
-            record["height"],
-            record["source"],
-            record["frame"],
-            record["timestamp"],
-            skeleton=skeleton,
-        )
+    def from_dict(
+        cls, record: Mapping[str, Any], skeleton: Skeleton | None = None, *, where: str = "result"
+    ) -> PoseResult:
+        """The PoseResult `to_dict` wrote (without image and speed), in the skeleton the record names (its stored
+        definition or the built-in one; `skeleton`, when given, must be that one). `where` (e.g. the file name)
+        starts error messages. `lightpose.result_format.ResultFormatError` (a ValueError) naming the field that is
+        wrong: schema version, skeleton, keypoint names, shapes, types, non-finite numbers."""
+        result_format.check_version(record, where)
+        skeleton = result_format.read_skeleton(record, skeleton, where)
+        width, height, source, frame, timestamp = result_format.frame_fields(record, where)
+        poses = tuple(Pose.from_dict(p, skeleton, where=f"{where}: poses[{i}]") for i, p in enumerate(record["poses"]))
+        return cls(poses, width, height, source, frame, timestamp, skeleton=skeleton)
 
     def to_coco(self, image_id: int) -> list[dict[str, Any]]:
         """COCO results records of all poses (see `Pose.to_coco`)."""

@@ -21,7 +21,6 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "r_eye", "l_eye", "r_ear", "l_ear",
 )  # fmt: skip
 NUM_KEYPOINTS = len(KEYPOINT_NAMES)  # 18
-NUM_HEATMAPS = NUM_KEYPOINTS + 1  # 18 keypoints + background
 KEYPOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
 
 # Limbs in the decoder's order: (keypoint a, keypoint b) and their PAF channels (x-component, y-component).
@@ -37,7 +36,6 @@ NUM_LIMBS = len(LIMBS)  # 19
 NUM_PAFS = 2 * NUM_LIMBS  # 38
 # Limbs 17 and 18 (shoulder-ear) only fill gaps in the decoder and are not drawn.
 GAP_FILLING_LIMBS: tuple[int, ...] = (17, 18)
-DRAWN_LIMBS: tuple[tuple[int, int], ...] = LIMBS[:17]
 
 # Limbs in the training-target order: limb i is written to PAF channels 2i (x) and 2i+1 (y).
 TRAINING_LIMBS: tuple[tuple[int, int], ...] = (
@@ -68,15 +66,13 @@ NECK = KEYPOINT_INDEX["neck"]
 R_SHOULDER = KEYPOINT_INDEX["r_sho"]
 L_SHOULDER = KEYPOINT_INDEX["l_sho"]
 
-# COCO OKS sigmas re-ordered to the internal layout (the neck uses the shoulders' .79).
-OKS_SIGMAS = (
-    np.array(
-        [0.26, 0.79, 0.79, 0.72, 0.62, 0.79, 0.72, 0.62, 1.07, 0.87, 0.89, 1.07, 0.87, 0.89, 0.25, 0.25, 0.35, 0.35],
-        dtype=np.float32,
-    )
-    / 10.0
-)
-OKS_VARS = (2.0 * OKS_SIGMAS) ** 2
+# COCO's OKS sigmas x 10, in COCO-17 order, as pycocotools' cocoeval.py lists them (it divides by 10).
+_COCO_SIGMAS_X10: tuple[float, ...] = (
+    0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89,
+)  # fmt: skip
+COCO_SIGMAS: tuple[float, ...] = tuple(s / 10.0 for s in _COCO_SIGMAS_X10)
+# The same sigmas in the internal layout (the neck uses the shoulders'), float32 as the published layout stores them.
+_INTERNAL_SIGMAS = np.array([_COCO_SIGMAS_X10[5 if c < 0 else c] for c in INTERNAL_TO_COCO], dtype=np.float32) / 10.0
 
 # Drawing colours (BGR), as the reference demo draws.
 KEYPOINT_COLOR: tuple[int, int, int] = (0, 224, 255)
@@ -251,7 +247,7 @@ OPENPOSE_COCO = Skeleton(
     name="openpose-coco-18",
     keypoints=KEYPOINT_NAMES,
     limbs=LIMBS,
-    sigmas=tuple(float(s) for s in OKS_SIGMAS),
+    sigmas=tuple(float(s) for s in _INTERNAL_SIGMAS),
     paf_channels=LIMB_PAF_CHANNELS,
     redundant_limbs=GAP_FILLING_LIMBS,
     flip_pairs=FLIP_PAIRS,
@@ -262,8 +258,8 @@ OPENPOSE_COCO = Skeleton(
 """The published 18-keypoint OpenPose-COCO layout (the default everywhere)."""
 
 
-# COCO-17: the COCO person category's keypoint names, skeleton (1-based pairs, as in the annotation files) and OKS
-# sigmas (pycocotools' values), in COCO order.
+# COCO-17: the COCO person category's keypoint names and skeleton (1-based pairs, as in the annotation files), in
+# COCO order (its OKS sigmas: COCO_SIGMAS above).
 COCO_KEYPOINT_NAMES: tuple[str, ...] = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
     "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
@@ -273,10 +269,6 @@ COCO_SKELETON: tuple[tuple[int, int], ...] = (
     (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9), (8, 10), (9, 11),
     (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
 )  # fmt: skip
-COCO_SIGMAS: tuple[float, ...] = tuple(
-    s / 10.0
-    for s in (0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89)
-)
 # OKS sigma of a keypoint whose category gives none and whose name is not a COCO-17 name: between COCO's eyes
 # (0.025) and hips (0.107); the larger the sigma, the more position error a keypoint may have at a given OKS.
 DEFAULT_SIGMA = 0.05
