@@ -169,6 +169,17 @@ def test_coco_results_of_all_images(
     assert len(json.loads(coco.read_text())) == len(records)
 
 
+def test_a_resumed_coco_file_equals_a_fresh_one(tmp_path: Path, inputs: Path, fixture_model: Path) -> None:
+    """Every input skipped, results read back from their JSON: the same scores (grouped counts kept), same bytes."""
+    out = tmp_path / "out"
+    args = ["predict", str(inputs / "folder"), "--output", str(out), "--no-save", *model_args(fixture_model)]
+    assert main([*args, "--coco", str(tmp_path / "fresh.json")]) == 0
+    assert main([*args, "--coco", str(tmp_path / "resumed.json")]) == 0
+    fresh = (tmp_path / "fresh.json").read_bytes()
+    assert len(json.loads(fresh)) > 0
+    assert (tmp_path / "resumed.json").read_bytes() == fresh
+
+
 def test_refuses_outputs_that_replace_inputs(
     inputs: Path, fixture_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
