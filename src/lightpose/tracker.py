@@ -146,11 +146,10 @@ class MotionTracker:
         self.max_distance, self.gate_growth, self.min_similarity = max_distance, gate_growth, min_similarity
         self.momentum, self.fragment_shared, self.fragment_margin = momentum, fragment_shared, fragment_margin
         self._filter_args = (freq, mincutoff, beta, dcutoff)
-        OneEuroFilter(*self._filter_args)  # validate the filter settings now
+        self._smoother = OneEuroFilter(*self._filter_args)  # one row per track; validates the settings now
         self._next_id = 0
         self._frame = 0
         self._tracks: _Tracks | None = None
-        self._smoother = OneEuroFilter(*self._filter_args)  # one row per track
 
     def reset(self) -> None:
         """Forget every track (the id counter keeps counting, so old ids are not reused)."""

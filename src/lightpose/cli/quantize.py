@@ -71,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
     from lightpose.weights import load_model
 
     configure_logging(PROG, quiet=args.quiet, verbose=args.verbose)
-    load_nncf()  # NNCF sets its own logger up on import: import it now, then hide its INFO lines unless -v
-    quiet_libraries(args.verbose)
     check_output(args.output, "openvino")
     options = QuantizeOptions(
         preset=args.preset,
@@ -85,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         calibration_paths, validation_paths = split_folder(args.calibration)
     held_out = HeldOutLabels(args.labels, validation_paths) if args.labels else None  # checked before the work
+    load_nncf()  # NNCF sets its own logger up on import: import it now, then hide its INFO lines unless -v
+    quiet_libraries(args.verbose)
     model, _ = load_model(args.checkpoint)
     validation = ValidationSet(model, validation_paths, args.height)
     calibration = calibration_inputs(calibration_paths, args.height)
